@@ -1,0 +1,102 @@
+// The execution runtime: runs programs in the UAPI program format on a
+// Vulkan device. Used in-process by the `local` device and by
+// flaxdrm-engine for the `drm` device, so both give identical results.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "flaxdrm_drm.h"
+}
+
+namespace flaxdrm::rt {
+
+// Thrown for anything the runtime refuses or fails to do. `status` is the
+// negative errno the engine reports to the kernel (-EINVAL for a program it
+// cannot run, -ENOMEM for allocation failures, -EIO for device errors).
+class Error : public std::runtime_error {
+public:
+	Error(int status, const std::string& what) : std::runtime_error(what), status_(status) {}
+	int status() const noexcept { return status_; }
+
+private:
+	int status_;
+};
+
+struct DeviceOptions {
+	// Substring of the Vulkan device name to prefer; empty picks the first
+	// discrete/integrated GPU, else the first device (lavapipe on a CPU host).
+	std::string preferred_name;
+	bool enable_validation = false;
+};
+
+struct DeviceInfo {
+	std::string name;           // VkPhysicalDeviceProperties::deviceName
+	std::string driver;         // driverName/driverInfo
+	uint32_t api_version = 0;
+	uint32_t vendor_id = 0;
+	uint32_t subgroup_size = 0;
+	bool timestamps = false;    // timestamp queries usable on the compute queue
+};
+
+// Memory the caller provides for one tensor. For INPUT/OUTPUT tensors
+// `host` points at size bytes; for VARIABLE tensors `host` may be null when
+// the variable is resident (see Executor::load_variable).
+struct TensorMemory {
+	void* host = nullptr;
+	std::size_t size = 0;
+	uint64_t var_key = 0;        // VARIABLE: cache key (engine: context ^ var_id)
+	uint64_t var_generation = 0; // VARIABLE: changes when rebound
+	bool writable = false;       // VARIABLE written by the program: copy back
+};
+
+struct OpTiming {
+	uint32_t op_index = 0;
+	uint32_t opcode = 0;
+	uint64_t start_ns = 0;  // device timestamps relative to the run start
+	uint64_t end_ns = 0;
+};
+
+struct RunStats {
+	uint64_t total_ns = 0;           // host wall time of run()
+	std::vector<OpTiming> ops;        // empty when the device has no timestamps
+};
+
+class Device {
+public:
+	static std::unique_ptr<Device> create(const DeviceOptions& options = {});
+	virtual ~Device() = default;
+	virtual const DeviceInfo& info() const = 0;
+};
+
+// Runs programs; holds resident variables and cached pipelines. Not
+// thread-safe: one executor per thread of work.
+class Executor {
+public:
+	static std::unique_ptr<Executor> create(Device& device);
+	virtual ~Executor() = default;
+
+	// Makes a variable resident on the device (the `setup` job).
+	virtual void load_variable(uint64_t key, uint64_t generation,
+				   const drm_flaxdrm_tensor& desc, const void* data) = 0;
+	// Drops resident variables (the `cleanup` job); unknown keys are ignored.
+	virtual void drop_variable(uint64_t key) = 0;
+	virtual std::size_t resident_variables() const = 0;
+
+	// Checks the program with the shared rules (drm/flaxdrm_rules.h) and
+	// runs it. memory has one entry per tensor; TEMP entries are ignored.
+	// A VARIABLE whose key/generation is resident uses the device copy,
+	// otherwise it is uploaded from host (and made resident).
+	// Writable VARIABLEs are copied back to host after the run.
+	virtual RunStats run(std::span<const drm_flaxdrm_tensor> tensors,
+			     std::span<const drm_flaxdrm_op> ops,
+			     std::span<TensorMemory> memory) = 0;
+};
+
+} // namespace flaxdrm::rt

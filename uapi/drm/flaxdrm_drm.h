@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * flaxdrm: Flax-style neural-network modules through a DRM render node.
+ *
+ * This is the ioctl ABI shared by the kernel module and userspace. Every
+ * struct has a fixed size with explicit padding; pads and reserved fields
+ * must be zero, unknown flags are refused, user pointers are __u64.
+ */
+#ifndef _UAPI_FLAXDRM_DRM_H_
+#define _UAPI_FLAXDRM_DRM_H_
+
+#include "drm.h"
+
+#if defined(__cplusplus)
+extern "C" {
+#endif
+
+#define FLAXDRM_DRIVER_NAME	"flaxdrm"
+
+/* ABI version reported by FLAXDRM_PARAM_VERSION: major << 16 | minor. */
+#define FLAXDRM_VERSION_MAJOR	1
+#define FLAXDRM_VERSION_MINOR	0
+
+#define DRM_FLAXDRM_GET_PARAM		0x00
+#define DRM_FLAXDRM_BO_CREATE		0x01
+#define DRM_FLAXDRM_BO_MMAP_OFFSET	0x02
+#define DRM_FLAXDRM_MODULE_CREATE	0x03
+#define DRM_FLAXDRM_MODULE_DESTROY	0x04
+#define DRM_FLAXDRM_VAR_BIND		0x05
+#define DRM_FLAXDRM_PROGRAM_CREATE	0x06
+#define DRM_FLAXDRM_PROGRAM_DESTROY	0x07
+#define DRM_FLAXDRM_SUBMIT		0x08
+#define DRM_FLAXDRM_MODULE_QUERY	0x09
+#define DRM_FLAXDRM_ENGINE_ATTACH	0x10
+#define DRM_FLAXDRM_ENGINE_FETCH	0x11
+#define DRM_FLAXDRM_ENGINE_COMPLETE	0x12
+
+/* Limits; the kernel refuses anything larger with EINVAL. */
+#define FLAXDRM_MAX_RANK	6
+#define FLAXDRM_NAME_LEN	64	/* module and variable names, NUL included */
+#define FLAXDRM_COLLECTION_LEN	32	/* collection names, NUL included */
+#define FLAXDRM_MAX_OP_INPUTS	8
+#define FLAXDRM_MAX_OP_OUTPUTS	4
+#define FLAXDRM_MAX_OP_ATTRS	16
+#define FLAXDRM_MAX_TENSORS	4096
+#define FLAXDRM_MAX_OPS		4096
+#define FLAXDRM_MAX_BINDINGS	1024
+#define FLAXDRM_MAX_SYNCS	64
+#define FLAXDRM_MAX_MUTABLE	16
+#define FLAXDRM_MAX_CONFIG_SIZE	1024
+#define FLAXDRM_MAX_BO_SIZE	(1ull << 34)	/* 16 GiB */
+
+/* ---------------------------------------------------------------- params */
+
+enum flaxdrm_param {
+	FLAXDRM_PARAM_VERSION = 0,		/* major << 16 | minor */
+	FLAXDRM_PARAM_ENGINE_ATTACHED = 1,	/* 1 while an engine is attached */
+	FLAXDRM_PARAM_JOB_TIMEOUT_MS = 2,	/* scheduler timeout per job */
+	FLAXDRM_PARAM_MAX_TENSORS = 3,
+	FLAXDRM_PARAM_MAX_OPS = 4,
+};
+
+struct drm_flaxdrm_get_param {
+	__u32 param;	/* in: enum flaxdrm_param */
+	__u32 pad;	/* must be zero */
+	__u64 value;	/* out */
+};
+
+/* ------------------------------------------------------------ GEM objects */
+
+struct drm_flaxdrm_bo_create {
+	__u64 size;	/* in: bytes, 1..FLAXDRM_MAX_BO_SIZE, rounded up to a page */
+	__u32 flags;	/* in: none defined, must be zero */
+	__u32 handle;	/* out */
+};
+
+struct drm_flaxdrm_bo_mmap_offset {
+	__u32 handle;	/* in */
+	__u32 flags;	/* in: must be zero */
+	__u64 offset;	/* out: fake offset for mmap() on the same fd */
+};
+
+/* ---------------------------------------------------------- module tree */
+
+/*
+ * Module kinds. A layer kind fixes the Flax class name used for auto-naming
+ * (Dense_0, Conv_1, ...); FLAXDRM_KIND_MODULE is a user-defined composite
+ * whose class name is given in class_name.
+ */
+enum flaxdrm_module_kind {
+	FLAXDRM_KIND_MODULE = 0,
+	FLAXDRM_KIND_SEQUENTIAL = 1,
+	FLAXDRM_KIND_DENSE = 2,
+	FLAXDRM_KIND_DENSE_GENERAL = 3,
+	FLAXDRM_KIND_CONV = 4,
+	FLAXDRM_KIND_CONV_TRANSPOSE = 5,
+	FLAXDRM_KIND_LAYER_NORM = 6,
+	FLAXDRM_KIND_RMS_NORM = 7,
+	FLAXDRM_KIND_GROUP_NORM = 8,
+	FLAXDRM_KIND_BATCH_NORM = 9,
+	FLAXDRM_KIND_EMBED = 10,
+	FLAXDRM_KIND_ATTENTION = 11,	/* MultiHeadDotProductAttention */
+	FLAXDRM_KIND_DROPOUT = 12,
+	FLAXDRM_KIND_COUNT
+};
+
+struct drm_flaxdrm_module_create {
+	__u32 parent;		/* in: parent module handle, 0 for a root */
+	__u32 kind;		/* in: enum flaxdrm_module_kind */
+	__u32 flags;		/* in: must be zero */
+	__u32 handle;		/* out */
+	/*
+	 * in/out: the module's name in its parent. Empty asks for Flax's
+	 * auto-name (<class>_<n>, one counter per class in the parent); the
+	 * chosen name is written back. Must be empty for a root.
+	 */
+	char name[FLAXDRM_NAME_LEN];
+	/* in: class name for FLAXDRM_KIND_MODULE, must be empty otherwise */
+	char class_name[FLAXDRM_NAME_LEN];
+	__u64 config;		/* in: pointer to opaque constructor config */
+	__u32 config_size;	/* in: 0..FLAXDRM_MAX_CONFIG_SIZE */
+	__u32 pad;		/* must be zero */
+};
+
+struct drm_flaxdrm_module_destroy {
+	__u32 handle;	/* in: destroys the module and its whole subtree */
+	__u32 pad;	/* must be zero */
+};
+
+/* Reads a module's name, path, kind and tree links. */
+struct drm_flaxdrm_module_query {
+	__u32 handle;		/* in */
+	__u32 pad;		/* must be zero */
+	__u32 kind;		/* out */
+	__u32 parent;		/* out: 0 for a root */
+	__u32 num_children;	/* out */
+	__u32 num_variables;	/* out */
+	char name[FLAXDRM_NAME_LEN];	/* out */
+	__u64 path;		/* in: pointer to a buffer for the '/'-joined path, or 0 */
+	__u32 path_size;	/* in: buffer size; out: bytes needed incl. NUL */
+	__u32 pad2;		/* must be zero */
+};
+
+enum flaxdrm_dtype {
+	FLAXDRM_DTYPE_F32 = 1,
+	FLAXDRM_DTYPE_F16 = 2,
+	FLAXDRM_DTYPE_BF16 = 3,
+	FLAXDRM_DTYPE_I32 = 4,
+	FLAXDRM_DTYPE_I64 = 5,
+};
+
+/*
+ * Binds a variable of a module (collection/name) to a range of a BO. The
+ * variable takes a reference on the BO; rebinding replaces it and bumps the
+ * variable's generation so the engine drops any cached copy.
+ */
+struct drm_flaxdrm_var_bind {
+	__u32 module;		/* in */
+	__u32 bo;		/* in: BO handle in the caller's file */
+	__u64 offset;		/* in: bytes into the BO */
+	__u32 dtype;		/* in: enum flaxdrm_dtype */
+	__u32 rank;		/* in: 0..FLAXDRM_MAX_RANK */
+	__u32 dims[FLAXDRM_MAX_RANK];	/* in: unused dims must be zero */
+	__u32 flags;		/* in: must be zero */
+	__u32 pad;		/* must be zero */
+	char collection[FLAXDRM_COLLECTION_LEN];	/* in: e.g. "params" */
+	char name[FLAXDRM_NAME_LEN];		/* in: e.g. "kernel" */
+};
+
+/* ------------------------------------------------------------- programs */
+
+enum flaxdrm_tensor_kind {
+	FLAXDRM_TENSOR_INPUT = 1,	/* bound to a BO range at submit */
+	FLAXDRM_TENSOR_OUTPUT = 2,	/* bound to a BO range at submit */
+	FLAXDRM_TENSOR_TEMP = 3,	/* allocated by the engine */
+	FLAXDRM_TENSOR_VARIABLE = 4,	/* module/collection/name */
+};
+
+struct drm_flaxdrm_tensor {
+	__u32 kind;	/* enum flaxdrm_tensor_kind */
+	__u32 dtype;	/* enum flaxdrm_dtype */
+	__u32 rank;	/* 0..FLAXDRM_MAX_RANK */
+	__u32 module;	/* VARIABLE: module handle; otherwise zero */
+	__u32 dims[FLAXDRM_MAX_RANK];	/* unused dims must be zero */
+	char collection[FLAXDRM_COLLECTION_LEN];	/* VARIABLE only */
+	char name[FLAXDRM_NAME_LEN];		/* VARIABLE only */
+};
+
+/*
+ * Opcodes. Layer ops name the module they belong to; plain ops have
+ * module == 0. Inputs and outputs are tensor indices. Attributes are
+ * opcode-specific 32-bit words (floats as IEEE-754 bit patterns).
+ */
+enum flaxdrm_opcode {
+	/* y = x @ kernel (+ bias); in: x[..., K], kernel[K, N], [bias[N]] */
+	FLAXDRM_OP_DENSE = 1,
+	/* elementwise, out has the input's shape */
+	FLAXDRM_OP_RELU = 2,
+	FLAXDRM_OP_COUNT
+};
+
+struct drm_flaxdrm_op {
+	__u32 opcode;		/* enum flaxdrm_opcode */
+	__u32 module;		/* layer ops: module handle; plain ops: 0 */
+	__u32 num_inputs;
+	__u32 num_outputs;
+	__u32 inputs[FLAXDRM_MAX_OP_INPUTS];	/* unused entries must be zero */
+	__u32 outputs[FLAXDRM_MAX_OP_OUTPUTS];	/* unused entries must be zero */
+	__u32 attrs[FLAXDRM_MAX_OP_ATTRS];	/* opcode-specific, else zero */
+};
+
+#define FLAXDRM_INDEX_NONE	0xffffffffu
+
+struct drm_flaxdrm_program_create {
+	__u32 root;		/* in: module every layer op must lie under */
+	__u32 flags;		/* in: must be zero */
+	__u64 tensors;		/* in: pointer to struct drm_flaxdrm_tensor[] */
+	__u64 ops;		/* in: pointer to struct drm_flaxdrm_op[] */
+	__u32 num_tensors;	/* in: 1..FLAXDRM_MAX_TENSORS */
+	__u32 num_ops;		/* in: 1..FLAXDRM_MAX_OPS */
+	__u32 handle;		/* out */
+	/* out on EINVAL: the op and tensor found wrong, or FLAXDRM_INDEX_NONE */
+	__u32 error_op;
+	__u32 error_tensor;
+	__u32 pad;		/* must be zero */
+};
+
+struct drm_flaxdrm_program_destroy {
+	__u32 handle;	/* in */
+	__u32 pad;	/* must be zero */
+};
+
+/* --------------------------------------------------------------- submit */
+
+enum flaxdrm_job_op {
+	FLAXDRM_JOB_SETUP = 1,		/* make the module tree resident */
+	FLAXDRM_JOB_CALL = 2,		/* run a program on it */
+	FLAXDRM_JOB_CLEANUP = 3,	/* release the engine's resources */
+};
+
+struct drm_flaxdrm_binding {
+	__u32 tensor;	/* index of an INPUT or OUTPUT tensor */
+	__u32 bo;	/* BO handle in the caller's file */
+	__u64 offset;	/* bytes; offset + tensor size must fit the BO */
+};
+
+struct drm_flaxdrm_sync {
+	__u32 handle;	/* syncobj handle */
+	__u32 flags;	/* must be zero */
+	__u64 point;	/* timeline point, 0 for a binary syncobj */
+};
+
+struct drm_flaxdrm_collection {
+	char name[FLAXDRM_COLLECTION_LEN];
+};
+
+/* Every collection is mutable (Flax's mutable=True). */
+#define FLAXDRM_SUBMIT_MUTABLE_ALL	(1u << 0)
+#define FLAXDRM_SUBMIT_FLAGS		FLAXDRM_SUBMIT_MUTABLE_ALL
+
+struct drm_flaxdrm_submit {
+	__u32 op;		/* enum flaxdrm_job_op */
+	__u32 module;		/* root module of the job */
+	__u32 program;		/* CALL: program handle; otherwise zero */
+	__u32 flags;		/* FLAXDRM_SUBMIT_* */
+	__u64 bindings;		/* pointer to struct drm_flaxdrm_binding[] */
+	__u64 in_syncs;		/* pointer to struct drm_flaxdrm_sync[] */
+	__u64 mutable_collections; /* pointer to struct drm_flaxdrm_collection[] */
+	__u32 num_bindings;	/* CALL: one per INPUT and OUTPUT tensor */
+	__u32 num_in_syncs;	/* 0..FLAXDRM_MAX_SYNCS */
+	__u32 num_mutable;	/* 0..FLAXDRM_MAX_MUTABLE */
+	__u32 pad;		/* must be zero */
+	struct drm_flaxdrm_sync out_sync;	/* handle 0: none */
+	__u64 job_id;		/* out: the job's sequence number */
+	__u64 reserved[2];	/* must be zero */
+};
+
+/* ---------------------------------------------------------------- engine */
+
+/* Engine ioctls: primary node only, CAP_SYS_ADMIN. */
+
+struct drm_flaxdrm_engine_attach {
+	__u32 flags;	/* in: must be zero */
+	__u32 pad;	/* must be zero */
+};
+
+/*
+ * A fetched job is written to the caller's buffer as
+ *   struct drm_flaxdrm_engine_job
+ *   struct drm_flaxdrm_engine_tensor[num_tensors]
+ *   struct drm_flaxdrm_op[num_ops]
+ * BO handles are created in the engine's file and stay valid until the job
+ * is completed; the engine must not keep mappings past ENGINE_COMPLETE.
+ *
+ * SETUP and CLEANUP list every variable of the module subtree as VARIABLE
+ * tensors and carry no ops; CALL carries the program.
+ */
+struct drm_flaxdrm_engine_job {
+	__u64 job_id;
+	__u32 op;		/* enum flaxdrm_job_op */
+	__u32 module;		/* client's root module handle (informational) */
+	__u64 context;		/* unique per client file: caches are keyed by it */
+	__u32 num_tensors;
+	__u32 num_ops;
+	__u32 flags;		/* the submit's flags */
+	__u32 pad;
+};
+
+struct drm_flaxdrm_engine_tensor {
+	struct drm_flaxdrm_tensor desc;
+	__u32 bo;		/* handle in the engine's file, 0 for TEMP */
+	__u32 writable;		/* 1 if the job may write it */
+	__u64 offset;		/* bytes into the BO */
+	__u64 size;		/* bytes of the tensor */
+	__u64 var_id;		/* VARIABLE: unique id of the binding */
+	__u64 var_generation;	/* VARIABLE: bumped on every rebind */
+};
+
+struct drm_flaxdrm_engine_fetch {
+	__u32 timeout_ms;	/* in: how long to block for a job; 0 polls */
+	__u32 flags;		/* in: must be zero */
+	__u64 buffer;		/* in: pointer to the job buffer */
+	__u32 buffer_size;	/* in: capacity; out: bytes written or needed */
+	__u32 pad;		/* must be zero */
+	__u64 job_id;		/* out: 0 when no job came before the timeout */
+};
+
+struct drm_flaxdrm_engine_complete {
+	__u64 job_id;		/* in */
+	__s32 status;		/* in: 0, or a negative errno for the client */
+	__u32 flags;		/* in: must be zero */
+	__u64 exec_ns;		/* in: engine execution time */
+	__u64 reserved[4];	/* must be zero */
+};
+
+#define DRM_IOCTL_FLAXDRM_GET_PARAM \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_GET_PARAM, struct drm_flaxdrm_get_param)
+#define DRM_IOCTL_FLAXDRM_BO_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_BO_CREATE, struct drm_flaxdrm_bo_create)
+#define DRM_IOCTL_FLAXDRM_BO_MMAP_OFFSET \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_BO_MMAP_OFFSET, struct drm_flaxdrm_bo_mmap_offset)
+#define DRM_IOCTL_FLAXDRM_MODULE_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_MODULE_CREATE, struct drm_flaxdrm_module_create)
+#define DRM_IOCTL_FLAXDRM_MODULE_DESTROY \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_MODULE_DESTROY, struct drm_flaxdrm_module_destroy)
+#define DRM_IOCTL_FLAXDRM_MODULE_QUERY \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_MODULE_QUERY, struct drm_flaxdrm_module_query)
+#define DRM_IOCTL_FLAXDRM_VAR_BIND \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_VAR_BIND, struct drm_flaxdrm_var_bind)
+#define DRM_IOCTL_FLAXDRM_PROGRAM_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_PROGRAM_CREATE, struct drm_flaxdrm_program_create)
+#define DRM_IOCTL_FLAXDRM_PROGRAM_DESTROY \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_PROGRAM_DESTROY, struct drm_flaxdrm_program_destroy)
+#define DRM_IOCTL_FLAXDRM_SUBMIT \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_SUBMIT, struct drm_flaxdrm_submit)
+#define DRM_IOCTL_FLAXDRM_ENGINE_ATTACH \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_ENGINE_ATTACH, struct drm_flaxdrm_engine_attach)
+#define DRM_IOCTL_FLAXDRM_ENGINE_FETCH \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_ENGINE_FETCH, struct drm_flaxdrm_engine_fetch)
+#define DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_ENGINE_COMPLETE, struct drm_flaxdrm_engine_complete)
+
+#if defined(__cplusplus)
+}
+#endif
+
+#endif /* _UAPI_FLAXDRM_DRM_H_ */
