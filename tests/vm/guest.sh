@@ -1,0 +1,235 @@
+#!/bin/bash
+# Stage 2 of the flaxdrm VM (see tests/vm/run.sh): runs as PID 1 inside the
+# guest after the initramfs switch_root'ed into the host's read-only root.
+# run.sh copies this file into the per-run control directory, which the guest
+# sees at /run/flaxdrm-vm (9p tag vmctl, read-write, no cache):
+#   config   shell variables FVM_* (printf %q), written by run.sh
+#   cmd      the user command, NUL-separated argv
+#   env      extra environment for the command and the engine, NUL-separated
+# and writes back:
+#   status   key=value lines; run.sh parses them ("done=1" comes last)
+#   output.log  stdout+stderr of --root-cmd and CMD (run.sh streams it)
+#   engine.log  stdout+stderr of the engine
+#   dmesg.log   the full kernel log at the end of the run
+# Messages of this script go to the serial console and never contain the
+# words that run.sh's kernel-log check looks for.
+CTL=/run/flaxdrm-vm
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LANG=C.UTF-8
+umask 022
+
+say() { echo "flaxdrm-vm: $*"; }
+put() { echo "$1=$2" >>"$CTL/status"; }
+
+poweroff_now() {
+	sync
+	/bin/busybox poweroff -f 2>/dev/null
+	echo o >/proc/sysrq-trigger
+	sleep 30
+}
+
+# shellcheck source=/dev/null
+. "$CTL/config" || { say "cannot read $CTL/config"; poweroff_now; }
+: >"$CTL/status"
+: >"$CTL/output.log"
+put booted 1
+say "stage 2 up after $(cut -d' ' -f1 /proc/uptime) s (kernel $(uname -r))"
+
+mount_fs() { # type source target options
+	mkdir -p "$3" 2>/dev/null
+	mount -t "$1" -o "$4" "$2" "$3" || say "mount $1 on $3 failed"
+}
+mount_fs tmpfs tmpfs /tmp mode=1777,nosuid,nodev
+mount_fs devpts devpts /dev/pts gid=5,mode=620,ptmxmode=666
+mount_fs tmpfs tmpfs /dev/shm mode=1777,nosuid,nodev
+mount_fs debugfs debugfs /sys/kernel/debug mode=0700
+ln -sf /proc/self/fd /dev/fd 2>/dev/null
+ln -sf /proc/self/fd/0 /dev/stdin 2>/dev/null
+ln -sf /proc/self/fd/1 /dev/stdout 2>/dev/null
+ln -sf /proc/self/fd/2 /dev/stderr 2>/dev/null
+hostname flaxdrm-vm 2>/dev/null
+
+# The current directory of the host, read-write at the same path.
+if ! mount -t 9p -o "$FVM_CWD_OPTS" cwd "$FVM_CWD"; then
+	say "cannot mount the shared directory $FVM_CWD"
+	put setup_failed "mount-cwd"
+	poweroff_now
+fi
+
+# The unprivileged user: /etc/passwd and /etc/group are the host's with any
+# uid/gid $FVM_UID entry replaced, bind-mounted over the read-only originals.
+mkdir -p /run/flaxdrm-vm-etc
+awk -F: -v uid="$FVM_UID" -v user="$FVM_USER" '
+	$3 != uid && $1 != user { print }
+	END { printf "%s:x:%d:%d:flaxdrm VM test user:%s:/bin/bash\n", user, uid, uid, "/tmp/home" }
+' /etc/passwd >/run/flaxdrm-vm-etc/passwd
+awk -F: -v gid="$FVM_UID" -v user="$FVM_USER" -v groups=",$FVM_GROUP_NAMES," '
+	$3 == gid || $1 == user { next }
+	index(groups, "," $1 ",") { $4 = ($4 == "" ? user : $4 "," user) }
+	{ print }
+	END { printf "%s:x:%d:\n", user, gid }
+' OFS=: /etc/group >/run/flaxdrm-vm-etc/group
+mount --bind /run/flaxdrm-vm-etc/passwd /etc/passwd
+mount --bind /run/flaxdrm-vm-etc/group /etc/group
+mkdir -p /tmp/home "/run/user/$FVM_UID"
+chown "$FVM_UID:$FVM_UID" /tmp/home "/run/user/$FVM_UID"
+chmod 0700 "/run/user/$FVM_UID"
+
+# Environment for the engine and the command: a clean one plus the host's
+# pass-through variables that run.sh collected.
+base_env=(LANG=C.UTF-8 TERM=dumb FLAXDRM_IN_VM=1)
+extra_env=()
+if [ -s "$CTL/env" ]; then
+	mapfile -d '' extra_env <"$CTL/env"
+fi
+root_env=("${base_env[@]}" HOME=/root USER=root LOGNAME=root
+	PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${extra_env[@]}")
+user_env=("${base_env[@]}" "HOME=/tmp/home" "USER=$FVM_USER" "LOGNAME=$FVM_USER"
+	SHELL=/bin/bash PATH=/usr/local/bin:/usr/bin:/bin "XDG_RUNTIME_DIR=/run/user/$FVM_UID"
+	"${extra_env[@]}")
+as_user() {
+	setpriv --reuid="$FVM_UID" --regid="$FVM_UID" --groups="$FVM_GROUP_IDS" \
+		--inh-caps=-all -- env -i "${user_env[@]}" "$@"
+}
+
+# flaxdrm.ko and the in-tree modules it depends on.
+kmod_loaded=0
+if [ -n "$FVM_KMOD" ]; then
+	deps=$(modinfo -F depends "$FVM_KMOD" 2>/dev/null | tr ',' ' ')
+	ok=1
+	for d in $deps; do
+		modprobe "$d" || { say "modprobe $d failed"; ok=0; }
+	done
+	if [ $ok = 1 ] && insmod "$FVM_KMOD"; then
+		kmod_loaded=1
+		put kmod loaded
+		udevadm settle >/dev/null 2>&1
+		# Debian's udev rules: card* root:video 0660, renderD* root:render 0666.
+		for n in /dev/dri/card*; do
+			[ -e "$n" ] && chown root:video "$n" && chmod 0660 "$n"
+		done
+		for n in /dev/dri/renderD*; do
+			[ -e "$n" ] && { chown root:render "$n" 2>/dev/null || true; chmod 0666 "$n"; }
+		done
+		say "flaxdrm.ko loaded (deps: ${deps:-none}); nodes: $(echo /dev/dri/*)"
+	else
+		say "loading $FVM_KMOD failed"
+		put kmod failed
+	fi
+else
+	put kmod absent
+fi
+
+# The engine, as root, in the background; wait for its ready file.
+engine_pid=
+engine_ok=1
+if [ "$kmod_loaded" = 1 ] && [ -n "$FVM_ENGINE" ]; then
+	mkdir -p /run/flaxdrm
+	ready=/run/flaxdrm/engine.ready
+	rm -f "$ready"
+	# shellcheck disable=SC2086 # FVM_ENGINE_ARGS is word-split on purpose
+	(cd / && exec setsid env -i "${root_env[@]}" "$FVM_ENGINE" --ready-file "$ready" \
+		$FVM_ENGINE_ARGS) </dev/null >"$CTL/engine.log" 2>&1 &
+	engine_pid=$!
+	t0=$SECONDS
+	while [ ! -e "$ready" ]; do
+		if ! kill -0 "$engine_pid" 2>/dev/null; then
+			wait "$engine_pid"
+			put engine "exited-before-ready:$?"
+			engine_ok=0
+			break
+		fi
+		if [ $((SECONDS - t0)) -ge "$FVM_ENGINE_TIMEOUT" ]; then
+			put engine "not-ready-after:${FVM_ENGINE_TIMEOUT}s"
+			engine_ok=0
+			break
+		fi
+		sleep 0.2
+	done
+	if [ $engine_ok = 1 ]; then
+		put engine ready
+		say "engine ready after $((SECONDS - t0)) s (pid $engine_pid)"
+	fi
+elif [ -n "$FVM_ENGINE" ]; then
+	put engine "skipped-no-kmod"
+else
+	put engine skipped
+fi
+
+run_ok=1
+[ "$kmod_loaded" = 1 ] || [ -z "$FVM_KMOD" ] || run_ok=0
+[ $engine_ok = 1 ] || run_ok=0
+
+# Test-only: a root command before the user command (harness self-test).
+if [ $run_ok = 1 ] && [ -n "$FVM_ROOT_CMD" ]; then
+	(cd "$FVM_CWD" && exec env -i "${root_env[@]}" /bin/sh -c "$FVM_ROOT_CMD") \
+		</dev/null >>"$CTL/output.log" 2>&1
+	put root_cmd $?
+fi
+
+if [ $run_ok = 1 ]; then
+	mapfile -d '' cmd <"$CTL/cmd"
+	say "running as uid $FVM_UID in $FVM_CWD: ${cmd[*]}"
+	t0=$SECONDS
+	(cd "$FVM_CWD" && as_user "${cmd[@]}") </dev/null >>"$CTL/output.log" 2>&1
+	rc=$?
+	put cmd "$rc"
+	put cmd_seconds $((SECONDS - t0))
+	say "command exited with status $rc after $((SECONDS - t0)) s"
+	# Leftover processes of the user would keep the device open.
+	if as_user /bin/kill -0 -1 2>/dev/null; then
+		say "killing processes the command left behind"
+		as_user /bin/kill -KILL -1 2>/dev/null
+		sleep 0.5
+	fi
+else
+	put cmd not-run
+fi
+
+# Stop the engine: it must still be alive and exit on SIGTERM.
+if [ -n "$engine_pid" ]; then
+	if ! kill -0 "$engine_pid" 2>/dev/null; then
+		wait "$engine_pid"
+		erc=$?
+		[ $engine_ok = 1 ] && put engine_stop "died-early:$erc"
+	else
+		kill -TERM "$engine_pid"
+		t0=$SECONDS
+		while kill -0 "$engine_pid" 2>/dev/null && [ $((SECONDS - t0)) -lt 20 ]; do
+			sleep 0.2
+		done
+		if kill -0 "$engine_pid" 2>/dev/null; then
+			kill -KILL "$engine_pid"
+			wait "$engine_pid"
+			put engine_stop "no-exit-on-sigterm"
+		else
+			wait "$engine_pid"
+			put engine_stop "exited:$?"
+		fi
+	fi
+fi
+
+# The module must unload cleanly.
+if [ "$kmod_loaded" = 1 ]; then
+	rc=1
+	for _ in 1 2 3 4 5; do
+		if out=$(rmmod flaxdrm 2>&1); then
+			rc=0
+			break
+		fi
+		say "rmmod flaxdrm: $out"
+		sleep 1
+	done
+	put rmmod $rc
+fi
+
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$CTL/kmemleak.log"
+fi
+dmesg >"$CTL/dmesg.log" 2>&1
+sync
+umount "$FVM_CWD" 2>/dev/null || umount -l "$FVM_CWD"
+put done 1
+say "powering off"
+poweroff_now
