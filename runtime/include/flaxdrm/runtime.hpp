@@ -34,6 +34,9 @@ struct DeviceOptions {
 	// discrete/integrated GPU, else the first device (lavapipe on a CPU host).
 	std::string preferred_name;
 	bool enable_validation = false;
+	// Testing knobs that force the fallback paths on any device.
+	bool disable_push_descriptors = false; // pooled descriptor sets
+	bool force_staging = false;            // device buffers unmapped, staging copies
 };
 
 struct DeviceInfo {
@@ -75,11 +78,18 @@ public:
 	virtual const DeviceInfo& info() const = 0;
 };
 
+struct ExecutorOptions {
+	// Bound on waiting for the device in run() and load_variable(); a run
+	// that takes longer fails with Error(-ETIMEDOUT).
+	uint32_t timeout_ms = 30000;
+};
+
 // Runs programs; holds resident variables and cached pipelines. Not
 // thread-safe: one executor per thread of work.
 class Executor {
 public:
 	static std::unique_ptr<Executor> create(Device& device);
+	static std::unique_ptr<Executor> create(Device& device, const ExecutorOptions& options);
 	virtual ~Executor() = default;
 
 	// Makes a variable resident on the device (the `setup` job).
@@ -94,6 +104,8 @@ public:
 	// A VARIABLE whose key/generation is resident uses the device copy,
 	// otherwise it is uploaded from host (and made resident).
 	// Writable VARIABLEs are copied back to host after the run.
+	// A VARIABLE with var_key 0 is never cached: it is uploaded from host
+	// for this run only.
 	virtual RunStats run(std::span<const drm_flaxdrm_tensor> tensors,
 			     std::span<const drm_flaxdrm_op> ops,
 			     std::span<TensorMemory> memory) = 0;

@@ -1,0 +1,110 @@
+// Dense: y[..., N] = x[..., K] @ kernel[K, N] (+ bias[N]), a GEMM with
+// M = product of x's leading dims, on shaders/gemm.comp.
+#include <algorithm>
+
+#include "device.hpp"
+#include "kernel.hpp"
+#include "pipeline_cache.hpp"
+#include "vk_util.hpp"
+
+namespace flaxdrm::rt {
+
+namespace {
+
+// Tile shape: a workgroup of wg_x * wg_y threads computes a
+// (wg_y * tm) x (wg_x * tn) tile of C, stepping K by bk.
+struct GemmConfig {
+	uint32_t wg_x, wg_y, tm, tn, bk;
+	uint32_t bm() const { return wg_y * tm; }
+	uint32_t bn() const { return wg_x * tn; }
+};
+
+constexpr GemmConfig kScalarConfig{16, 16, 4, 4, 16};
+constexpr GemmConfig kVec4Config{16, 16, 4, 4, 16};
+
+constexpr uint32_t kFlagBias = 1;
+
+struct GemmPush {
+	uint32_t M, N, K, flags;
+	uint32_t a_off, b_off, bias_off, c_off;
+};
+
+struct Shape {
+	uint64_t M, N, K;
+};
+
+Shape shape_of(const OpContext& ctx)
+{
+	const drm_flaxdrm_tensor& x = *ctx.inputs[0].desc;
+	const uint64_t K = x.dims[x.rank - 1];
+	return {ctx.inputs[0].elements() / K, ctx.inputs[1].desc->dims[1], K};
+}
+
+class DenseKernel final : public OpKernel {
+public:
+	void check(const OpContext& ctx) const override
+	{
+		const Shape s = shape_of(ctx);
+		const uint64_t limit = max_binding_bytes(ctx.device);
+		const auto& lim = ctx.device.limits();
+		if (ctx.inputs[1].size > limit)
+			fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(ctx.inputs[1].index) +
+					      " (kernel) is larger than this device can bind");
+		if (s.K * 4 + 256 > limit || s.N * 4 + 256 > limit)
+			fail(-EINVAL, ctx.where() + ": a row of tensor " + std::to_string(ctx.inputs[0].index) +
+					      " is larger than this device can bind");
+		const uint64_t bn = std::min(kScalarConfig.bn(), kVec4Config.bn());
+		if ((s.N + bn - 1) / bn > lim.maxComputeWorkGroupCount[0])
+			fail(-EINVAL, ctx.where() + ": too many output features for this device");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		const Shape s = shape_of(ctx);
+		const TensorView& a = ctx.inputs[0];
+		const TensorView& b = ctx.inputs[1];
+		const TensorView* bias = ctx.inputs.size() > 2 ? &ctx.inputs[2] : nullptr;
+		const TensorView& c = ctx.outputs[0];
+		const uint64_t limit = max_binding_bytes(ctx.device);
+		const uint64_t max_groups_y = ctx.device.limits().maxComputeWorkGroupCount[1];
+
+		// Rows per dispatch: A and C slices must be bindable and the
+		// grid must fit the device's group count.
+		const uint32_t bm = std::max(kScalarConfig.bm(), kVec4Config.bm());
+		uint64_t rows = std::min({(limit - 256) / (s.K * 4), (limit - 256) / (s.N * 4),
+					  max_groups_y * std::min(kScalarConfig.bm(), kVec4Config.bm())});
+		if (rows >= s.M)
+			rows = s.M;
+		else
+			rows = std::max<uint64_t>(rows / bm * bm, 1);
+
+		for (uint64_t m0 = 0; m0 < s.M; m0 += rows) {
+			const uint64_t mr = std::min(rows, s.M - m0);
+			GemmPush pc{uint32_t(mr), uint32_t(s.N), uint32_t(s.K), bias ? kFlagBias : 0, 0, 0, 0, 0};
+			const BufferRange bind_b = b.range(0, b.size, 4, &pc.b_off, ctx.device);
+			const BufferRange bindings[] = {
+				a.range(m0 * s.K * 4, (m0 + mr) * s.K * 4, 4, &pc.a_off, ctx.device),
+				bind_b,
+				bias ? bias->range(0, bias->size, 4, &pc.bias_off, ctx.device) : bind_b,
+				c.range(m0 * s.N * 4, (m0 + mr) * s.N * 4, 4, &pc.c_off, ctx.device),
+			};
+			const bool vec4 = s.K % 4 == 0 && s.N % 4 == 0 && pc.a_off % 4 == 0 &&
+					  pc.b_off % 4 == 0 && pc.bias_off % 4 == 0 && pc.c_off % 4 == 0;
+			const GemmConfig& cfg = vec4 ? kVec4Config : kScalarConfig;
+			const uint32_t spec[] = {cfg.wg_x, cfg.wg_y, cfg.tm, cfg.tn, cfg.bk};
+			const Pipeline& p = ctx.pipelines.get(vec4 ? "gemm_vec4" : "gemm", spec, 4, sizeof(GemmPush));
+			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc),
+					      uint32_t((s.N + cfg.bn() - 1) / cfg.bn()),
+					      uint32_t((mr + cfg.bm() - 1) / cfg.bm()));
+		}
+	}
+};
+
+} // namespace
+
+void flaxdrm_register_ops_dense(KernelRegistry& registry)
+{
+	registry.add(FLAXDRM_OP_DENSE, std::make_unique<DenseKernel>());
+}
+
+} // namespace flaxdrm::rt

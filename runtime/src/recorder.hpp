@@ -1,0 +1,66 @@
+// Recording dispatches into the run's command buffer: binds the pipeline,
+// provides the storage-buffer descriptors (pushed with VK_KHR_push_descriptor
+// where the device has it, otherwise allocated from pools that are reset
+// between runs) and the push constants.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <vulkan/vulkan.h>
+
+namespace flaxdrm::rt {
+
+class DeviceImpl;
+struct Pipeline;
+
+struct BufferRange {
+	VkBuffer buffer = VK_NULL_HANDLE;
+	VkDeviceSize offset = 0;  // multiple of minStorageBufferOffsetAlignment
+	VkDeviceSize range = 0;
+};
+
+// Descriptor sets for devices without push descriptors. Pools are created
+// on demand and reset (not freed) at the start of each run.
+class DescriptorPools {
+public:
+	explicit DescriptorPools(DeviceImpl& device) : device_(device) {}
+	~DescriptorPools();
+	DescriptorPools(const DescriptorPools&) = delete;
+	DescriptorPools& operator=(const DescriptorPools&) = delete;
+
+	VkDescriptorSet allocate(VkDescriptorSetLayout layout);
+	void reset();
+
+private:
+	DeviceImpl& device_;
+	std::vector<VkDescriptorPool> pools_;
+	std::size_t current_ = 0;
+};
+
+class Recorder {
+public:
+	Recorder(DeviceImpl& device, VkCommandBuffer cb, DescriptorPools& pools)
+		: device_(device), cb_(cb), pools_(pools) {}
+
+	DeviceImpl& device() const { return device_; }
+	VkCommandBuffer command_buffer() const { return cb_; }
+
+	// bindings[i] goes to binding i; their count must match the pipeline.
+	void dispatch(const Pipeline& pipeline, std::span<const BufferRange> bindings,
+		      const void* push, uint32_t push_size,
+		      uint32_t groups_x, uint32_t groups_y = 1, uint32_t groups_z = 1);
+
+	// Shader writes before it are visible to shader reads and writes after
+	// it (for kernels made of several dependent dispatches).
+	void compute_barrier();
+
+private:
+	DeviceImpl& device_;
+	VkCommandBuffer cb_;
+	DescriptorPools& pools_;
+	VkPipeline bound_ = VK_NULL_HANDLE;
+};
+
+} // namespace flaxdrm::rt

@@ -1,0 +1,643 @@
+// The execution runtime (runtime/) on the host's Vulkan device (lavapipe on
+// a CPU-only machine): Dense and relu against tests/host/cpu_reference.hpp,
+// multi-op programs, resident and writable variables, refusals.
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "cpu_reference.hpp"
+#include "flaxdrm/runtime.hpp"
+
+namespace rt = flaxdrm::rt;
+using ::testing::HasSubstr;
+
+namespace {
+
+// ------------------------------------------------------------ helpers
+
+std::vector<float> random_vector(std::size_t n, uint32_t seed)
+{
+	std::mt19937 gen(seed);
+	std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+	std::vector<float> v(n);
+	for (auto& x : v)
+		x = dist(gen);
+	return v;
+}
+
+// Builds a program's tensor table and op list.
+struct Program {
+	std::vector<drm_flaxdrm_tensor> tensors;
+	std::vector<drm_flaxdrm_op> ops;
+
+	uint32_t tensor(uint32_t kind, std::vector<uint32_t> dims, uint32_t module = 0,
+			const char* collection = "", const char* name = "")
+	{
+		drm_flaxdrm_tensor t;
+		std::memset(&t, 0, sizeof t);
+		t.kind = kind;
+		t.dtype = FLAXDRM_DTYPE_F32;
+		t.rank = uint32_t(dims.size());
+		for (std::size_t i = 0; i < dims.size(); i++)
+			t.dims[i] = dims[i];
+		t.module = module;
+		std::strncpy(t.collection, collection, sizeof t.collection - 1);
+		std::strncpy(t.name, name, sizeof t.name - 1);
+		tensors.push_back(t);
+		return uint32_t(tensors.size() - 1);
+	}
+	uint32_t input(std::vector<uint32_t> dims) { return tensor(FLAXDRM_TENSOR_INPUT, dims); }
+	uint32_t output(std::vector<uint32_t> dims) { return tensor(FLAXDRM_TENSOR_OUTPUT, dims); }
+	uint32_t temp(std::vector<uint32_t> dims) { return tensor(FLAXDRM_TENSOR_TEMP, dims); }
+	uint32_t variable(uint32_t module, const char* collection, const char* name, std::vector<uint32_t> dims)
+	{
+		return tensor(FLAXDRM_TENSOR_VARIABLE, dims, module, collection, name);
+	}
+
+	void op(uint32_t opcode, uint32_t module, std::vector<uint32_t> in, std::vector<uint32_t> out)
+	{
+		drm_flaxdrm_op o;
+		std::memset(&o, 0, sizeof o);
+		o.opcode = opcode;
+		o.module = module;
+		o.num_inputs = uint32_t(in.size());
+		o.num_outputs = uint32_t(out.size());
+		for (std::size_t i = 0; i < in.size(); i++)
+			o.inputs[i] = in[i];
+		for (std::size_t i = 0; i < out.size(); i++)
+			o.outputs[i] = out[i];
+		ops.push_back(o);
+	}
+	void dense(uint32_t module, uint32_t x, uint32_t kernel, int64_t bias, uint32_t y)
+	{
+		if (bias >= 0)
+			op(FLAXDRM_OP_DENSE, module, {x, kernel, uint32_t(bias)}, {y});
+		else
+			op(FLAXDRM_OP_DENSE, module, {x, kernel}, {y});
+	}
+	void relu(uint32_t x, uint32_t y) { op(FLAXDRM_OP_RELU, 0, {x}, {y}); }
+};
+
+// Memory for a run: one entry per tensor.
+struct Bindings {
+	std::vector<rt::TensorMemory> mem;
+	explicit Bindings(const Program& p) : mem(p.tensors.size()) {}
+	void host(uint32_t t, std::vector<float>& v) { mem[t].host = v.data(), mem[t].size = v.size() * 4; }
+	void var(uint32_t t, std::vector<float>* v, uint64_t key, uint64_t gen, bool writable = false)
+	{
+		mem[t].host = v ? v->data() : nullptr;
+		mem[t].size = v ? v->size() * 4 : 0;
+		mem[t].var_key = key;
+		mem[t].var_generation = gen;
+		mem[t].writable = writable;
+	}
+};
+
+rt::RunStats run(rt::Executor& ex, const Program& p, Bindings& b)
+{
+	return ex.run(p.tensors, p.ops, b.mem);
+}
+
+// Runs f and returns the rt::Error it throws (fails the test if none).
+template <typename F>
+rt::Error expect_error(F&& f)
+{
+	try {
+		f();
+	} catch (const rt::Error& e) {
+		return e;
+	}
+	ADD_FAILURE() << "expected rt::Error";
+	return rt::Error(0, "");
+}
+
+#define EXPECT_CLOSE(got, want, K)                                                                   \
+	do {                                                                                         \
+		const auto d_ = flaxdrm::ref::compare(got, want);                                    \
+		EXPECT_LE(d_.max_abs, 1e-5 * std::sqrt(double(K)) * std::max(1.0, d_.max_ref))      \
+			<< "max_abs " << d_.max_abs << " nmse " << d_.nmse;                          \
+		EXPECT_LE(d_.nmse, 1e-10);                                                           \
+	} while (0)
+
+// Devices are created once per process and shared by the tests: the
+// default one, and one forced onto the fallback paths (pooled descriptor
+// sets, unmapped device buffers with staging copies).
+rt::Device& device(bool fallback = false)
+{
+	static std::unique_ptr<rt::Device> dev[2];
+	if (!dev[fallback]) {
+		rt::DeviceOptions o;
+		o.disable_push_descriptors = fallback;
+		o.force_staging = fallback;
+		dev[fallback] = rt::Device::create(o);
+	}
+	return *dev[fallback];
+}
+
+// ------------------------------------------------------------ device
+
+TEST(RuntimeDevice, Info)
+{
+	const rt::DeviceInfo& info = device().info();
+	EXPECT_FALSE(info.name.empty());
+	EXPECT_FALSE(info.driver.empty());
+	EXPECT_GE(info.api_version, (1u << 22) | (2u << 12)); // Vulkan 1.2
+	EXPECT_GT(info.subgroup_size, 0u);
+	std::printf("device: %s, driver %s, timestamps %d\n", info.name.c_str(), info.driver.c_str(),
+		    int(info.timestamps));
+}
+
+TEST(RuntimeDevice, PreferredNameThatMatchesNothingFallsBack)
+{
+	rt::DeviceOptions o;
+	o.preferred_name = "no such device";
+	auto dev = rt::Device::create(o);
+	EXPECT_FALSE(dev->info().name.empty());
+}
+
+// ------------------------------------------------------------ Dense
+
+struct DenseCase {
+	std::vector<uint32_t> x_dims; // [..., K]
+	uint32_t N;
+	bool bias;
+	bool fallback = false;
+};
+
+std::string case_name(const ::testing::TestParamInfo<DenseCase>& info)
+{
+	std::string s;
+	for (uint32_t d : info.param.x_dims)
+		s += std::to_string(d) + "x";
+	s += std::to_string(info.param.N) + (info.param.bias ? "_bias" : "_nobias");
+	return s + (info.param.fallback ? "_fallback" : "");
+}
+
+class DenseTest : public ::testing::TestWithParam<DenseCase> {};
+
+TEST_P(DenseTest, MatchesReference)
+{
+	const DenseCase& c = GetParam();
+	const uint32_t K = c.x_dims.back();
+	uint64_t M = 1;
+	for (std::size_t i = 0; i + 1 < c.x_dims.size(); i++)
+		M *= c.x_dims[i];
+	std::vector<uint32_t> y_dims = c.x_dims;
+	y_dims.back() = c.N;
+
+	Program p;
+	const uint32_t x = p.input(c.x_dims);
+	const uint32_t w = p.variable(1, "params", "kernel", {K, c.N});
+	const int64_t b = c.bias ? int64_t(p.variable(1, "params", "bias", {c.N})) : -1;
+	const uint32_t y = p.output(y_dims);
+	p.dense(1, x, w, b, y);
+
+	auto xv = random_vector(M * K, 1);
+	auto wv = random_vector(uint64_t(K) * c.N, 2);
+	auto bv = random_vector(c.N, 3);
+	std::vector<float> yv(M * c.N, NAN);
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.var(w, &wv, 0, 0);
+	if (c.bias)
+		mem.var(uint32_t(b), &bv, 0, 0);
+	mem.host(y, yv);
+
+	auto ex = rt::Executor::create(device(c.fallback));
+	run(*ex, p, mem);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, wv, c.bias ? &bv : nullptr, M, K, c.N), K);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+	Shapes, DenseTest,
+	::testing::Values(
+		DenseCase{{1, 1}, 1, false}, DenseCase{{1, 1}, 1, true}, DenseCase{{7, 13}, 29, false},
+		DenseCase{{7, 13}, 29, true}, DenseCase{{64, 64}, 64, true}, DenseCase{{65, 63}, 67, true},
+		DenseCase{{128, 256}, 64, false},      // vec4 path, exact tiles
+		DenseCase{{3, 8}, 4, true},            // vec4 path, tiny
+		DenseCase{{100, 36}, 20, true},        // vec4 path, partial tiles
+		DenseCase{{257, 511}, 129, true}, DenseCase{{257, 511}, 129, false},
+		DenseCase{{2, 3, 5}, 11, true},        // rank-3 input: M = 6
+		DenseCase{{2, 3, 4, 8}, 12, true},     // rank-4, vec4
+		DenseCase{{19}, 17, true},             // rank-1 input: M = 1
+		DenseCase{{1, 300}, 1000, true},       // one row, wide
+		DenseCase{{7, 13}, 29, true, true},    // fallback paths
+		DenseCase{{100, 36}, 20, true, true}),
+	case_name);
+
+// ------------------------------------------------------------ relu
+
+class ReluTest : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(ReluTest, MatchesReference)
+{
+	const uint32_t n = GetParam();
+	Program p;
+	const uint32_t x = p.input({n});
+	const uint32_t y = p.output({n});
+	p.relu(x, y);
+	auto xv = random_vector(n, 4);
+	std::vector<float> yv(n, NAN);
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.host(y, yv);
+	auto ex = rt::Executor::create(device());
+	run(*ex, p, mem);
+	EXPECT_EQ(yv, flaxdrm::ref::relu(xv));
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, ReluTest, ::testing::Values(1u, 3u, 255u, 256u, 257u, 100003u, 1u << 21));
+
+TEST(Relu, Rank3)
+{
+	Program p;
+	const uint32_t x = p.input({3, 5, 7});
+	const uint32_t y = p.output({3, 5, 7});
+	p.relu(x, y);
+	auto xv = random_vector(105, 5);
+	std::vector<float> yv(105, NAN);
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.host(y, yv);
+	auto ex = rt::Executor::create(device(true));
+	run(*ex, p, mem);
+	EXPECT_EQ(yv, flaxdrm::ref::relu(xv));
+}
+
+// ------------------------------------------------------------ programs
+
+// x[5, 3, 33] -> Dense_0 (33 -> 40) -> relu -> Dense_1 (40 -> 10), with
+// TEMP tensors between the ops.
+struct Mlp {
+	Program p;
+	uint32_t x, w0, b0, h, hr, w1, b1, y;
+	std::vector<float> xv = random_vector(5 * 3 * 33, 10), w0v = random_vector(33 * 40, 11),
+			   b0v = random_vector(40, 12), w1v = random_vector(40 * 10, 13),
+			   b1v = random_vector(10, 14);
+	Mlp()
+	{
+		x = p.input({5, 3, 33});
+		w0 = p.variable(2, "params", "kernel", {33, 40});
+		b0 = p.variable(2, "params", "bias", {40});
+		h = p.temp({5, 3, 40});
+		hr = p.temp({5, 3, 40});
+		w1 = p.variable(3, "params", "kernel", {40, 10});
+		b1 = p.variable(3, "params", "bias", {10});
+		y = p.output({5, 3, 10});
+		p.dense(2, x, w0, b0, h);
+		p.relu(h, hr);
+		p.dense(3, hr, w1, b1, y);
+	}
+	std::vector<float> reference() const
+	{
+		auto h1 = flaxdrm::ref::relu(flaxdrm::ref::dense(xv, w0v, &b0v, 15, 33, 40));
+		return flaxdrm::ref::dense(h1, w1v, &b1v, 15, 40, 10);
+	}
+};
+
+void run_mlp(bool fallback)
+{
+	Mlp m;
+	std::vector<float> yv(150, NAN);
+	Bindings mem(m.p);
+	mem.host(m.x, m.xv);
+	mem.var(m.w0, &m.w0v, 100, 1);
+	mem.var(m.b0, &m.b0v, 101, 1);
+	mem.var(m.w1, &m.w1v, 102, 1);
+	mem.var(m.b1, &m.b1v, 103, 1);
+	mem.host(m.y, yv);
+	auto ex = rt::Executor::create(device(fallback));
+	rt::RunStats stats = run(*ex, m.p, mem);
+	EXPECT_CLOSE(yv, m.reference(), 40);
+	EXPECT_GT(stats.total_ns, 0u);
+	if (device(fallback).info().timestamps) {
+		ASSERT_EQ(stats.ops.size(), 3u);
+		for (uint32_t i = 0; i < 3; i++) {
+			EXPECT_EQ(stats.ops[i].op_index, i);
+			EXPECT_EQ(stats.ops[i].opcode, m.p.ops[i].opcode);
+			EXPECT_LE(stats.ops[i].start_ns, stats.ops[i].end_ns);
+			if (i) {
+				EXPECT_LE(stats.ops[i - 1].end_ns, stats.ops[i].start_ns);
+			}
+		}
+	}
+	// keyed variables became resident
+	EXPECT_EQ(ex->resident_variables(), 4u);
+
+	// a second run on the same executor reuses everything
+	std::fill(yv.begin(), yv.end(), NAN);
+	run(*ex, m.p, mem);
+	EXPECT_CLOSE(yv, m.reference(), 40);
+}
+
+TEST(Program, DenseReluDense) { run_mlp(false); }
+TEST(Program, DenseReluDenseFallbackPaths) { run_mlp(true); }
+
+TEST(Program, ManyOpsChain)
+{
+	// 40 relus in a chain through TEMPs: every op depends on the last.
+	Program p;
+	uint32_t cur = p.input({1000});
+	for (int i = 0; i < 40; i++) {
+		uint32_t next = i == 39 ? p.output({1000}) : p.temp({1000});
+		p.relu(cur, next);
+		cur = next;
+	}
+	auto xv = random_vector(1000, 20);
+	std::vector<float> yv(1000, NAN);
+	Bindings mem(p);
+	mem.host(0, xv);
+	mem.host(cur, yv);
+	auto ex = rt::Executor::create(device(true)); // pooled descriptors: 40 sets
+	run(*ex, p, mem);
+	EXPECT_EQ(yv, flaxdrm::ref::relu(xv));
+}
+
+// ------------------------------------------------------------ variables
+
+class Variables : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Variables, ResidentReusedAcrossRunsAndGenerationForcesUpload)
+{
+	Program p;
+	const uint32_t x = p.input({4, 8});
+	const uint32_t w = p.variable(1, "params", "kernel", {8, 6});
+	const uint32_t y = p.output({4, 6});
+	p.dense(1, x, w, -1, y);
+	auto xv = random_vector(32, 30);
+	auto w1 = random_vector(48, 31);
+	auto w2 = random_vector(48, 32);
+	std::vector<float> yv(24);
+
+	auto ex = rt::Executor::create(device(GetParam()));
+	ex->load_variable(7, 1, p.tensors[w], w1.data());
+	EXPECT_EQ(ex->resident_variables(), 1u);
+
+	// resident: no host memory needed
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.host(y, yv);
+	mem.var(w, nullptr, 7, 1);
+	run(*ex, p, mem);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w1, nullptr, 4, 8, 6), 8);
+
+	// same generation: the device copy wins over different host data
+	mem.var(w, &w2, 7, 1);
+	run(*ex, p, mem);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w1, nullptr, 4, 8, 6), 8);
+
+	// new generation: uploaded from host, and resident from then on
+	mem.var(w, &w2, 7, 2);
+	run(*ex, p, mem);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w2, nullptr, 4, 8, 6), 8);
+	EXPECT_EQ(ex->resident_variables(), 1u);
+	mem.var(w, nullptr, 7, 2);
+	run(*ex, p, mem);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w2, nullptr, 4, 8, 6), 8);
+
+	// load_variable with a new generation replaces the copy
+	ex->load_variable(7, 3, p.tensors[w], w1.data());
+	mem.var(w, nullptr, 7, 3);
+	run(*ex, p, mem);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w1, nullptr, 4, 8, 6), 8);
+
+	// dropped: no longer resident, and a run without host data is refused
+	ex->drop_variable(7);
+	ex->drop_variable(12345); // unknown keys are ignored
+	EXPECT_EQ(ex->resident_variables(), 0u);
+	rt::Error e = expect_error([&] { run(*ex, p, mem); });
+	EXPECT_EQ(e.status(), -EINVAL);
+	EXPECT_THAT(e.what(), HasSubstr("params/kernel"));
+}
+
+TEST_P(Variables, WritableVariableIsCopiedBack)
+{
+	// Dense writes a mutable variable (think batch_stats), then relu
+	// reads it: the host copy and the resident copy are both updated.
+	Program p;
+	const uint32_t x = p.input({3, 5});
+	const uint32_t w = p.variable(1, "params", "kernel", {5, 4});
+	const uint32_t s = p.variable(1, "batch_stats", "mean", {3, 4});
+	const uint32_t y = p.output({3, 4});
+	p.dense(1, x, w, -1, s);
+	p.relu(s, y);
+	auto xv = random_vector(15, 40);
+	auto wv = random_vector(20, 41);
+	std::vector<float> sv(12, 0.0f), yv(12);
+
+	auto ex = rt::Executor::create(device(GetParam()));
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.host(y, yv);
+	mem.var(w, &wv, 1, 1);
+	mem.var(s, &sv, 2, 1, true);
+	run(*ex, p, mem);
+	const auto want = flaxdrm::ref::dense(xv, wv, nullptr, 3, 5, 4);
+	EXPECT_CLOSE(sv, want, 5);
+	EXPECT_CLOSE(yv, flaxdrm::ref::relu(want), 5);
+
+	// a variable written without write permission is refused
+	mem.var(s, &sv, 2, 1, false);
+	rt::Error e = expect_error([&] { run(*ex, p, mem); });
+	EXPECT_EQ(e.status(), -EINVAL);
+	EXPECT_THAT(e.what(), HasSubstr("op 0 (Dense)"));
+	EXPECT_THAT(e.what(), HasSubstr("batch_stats/mean"));
+}
+
+TEST_P(Variables, UnkeyedVariableIsNotCached)
+{
+	Program p;
+	const uint32_t x = p.input({2, 3});
+	const uint32_t w = p.variable(1, "params", "kernel", {3, 2});
+	const uint32_t y = p.output({2, 2});
+	p.dense(1, x, w, -1, y);
+	auto xv = random_vector(6, 50), w1 = random_vector(6, 51), w2 = random_vector(6, 52);
+	std::vector<float> yv(4);
+	auto ex = rt::Executor::create(device(GetParam()));
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.host(y, yv);
+	mem.var(w, &w1, 0, 0);
+	run(*ex, p, mem);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w1, nullptr, 2, 3, 2), 3);
+	EXPECT_EQ(ex->resident_variables(), 0u);
+	mem.var(w, &w2, 0, 0);
+	run(*ex, p, mem);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w2, nullptr, 2, 3, 2), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, Variables, ::testing::Values(false, true),
+			 [](const auto& info) { return info.param ? "fallback" : "default"; });
+
+// ------------------------------------------------------------ refusals
+
+TEST(Refusals, ShapeMismatchNamesOpAndTensor)
+{
+	Program p;
+	const uint32_t x = p.input({4, 8});
+	const uint32_t w0 = p.variable(1, "params", "kernel", {8, 6});
+	const uint32_t h = p.temp({4, 6});
+	const uint32_t w1 = p.variable(2, "params", "kernel", {7, 3}); // should be [6, 3]
+	const uint32_t y = p.output({4, 3});
+	p.dense(1, x, w0, -1, h);
+	p.dense(2, h, w1, -1, y);
+	std::vector<float> xv(32), w0v(48), w1v(21), yv(12);
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.host(y, yv);
+	mem.var(w0, &w0v, 0, 0);
+	mem.var(w1, &w1v, 0, 0);
+	auto ex = rt::Executor::create(device());
+	rt::Error e = expect_error([&] { run(*ex, p, mem); });
+	EXPECT_EQ(e.status(), -EINVAL);
+	EXPECT_THAT(e.what(), HasSubstr("op 1 (Dense)"));
+	EXPECT_THAT(e.what(), HasSubstr("tensor 3"));
+	EXPECT_THAT(e.what(), HasSubstr("params/kernel"));
+	EXPECT_THAT(e.what(), HasSubstr("[7, 3]"));
+}
+
+TEST(Refusals, ReadBeforeWriteAndUnknownOpcode)
+{
+	auto ex = rt::Executor::create(device());
+	{
+		Program p;
+		const uint32_t t = p.temp({4});
+		const uint32_t y = p.output({4});
+		p.relu(t, y);
+		std::vector<float> yv(4);
+		Bindings mem(p);
+		mem.host(y, yv);
+		rt::Error e = expect_error([&] { run(*ex, p, mem); });
+		EXPECT_EQ(e.status(), -EINVAL);
+		EXPECT_THAT(e.what(), HasSubstr("op 0 (relu)"));
+		EXPECT_THAT(e.what(), HasSubstr("tensor 0 (temp"));
+	}
+	{
+		Program p;
+		const uint32_t x = p.input({4});
+		const uint32_t y = p.output({4});
+		p.relu(x, y);
+		p.ops[0].opcode = 99;
+		std::vector<float> xv(4), yv(4);
+		Bindings mem(p);
+		mem.host(x, xv);
+		mem.host(y, yv);
+		rt::Error e = expect_error([&] { run(*ex, p, mem); });
+		EXPECT_EQ(e.status(), -EINVAL);
+		EXPECT_THAT(e.what(), HasSubstr("op 0 (unknown)"));
+	}
+}
+
+TEST(Refusals, BadMemory)
+{
+	Program p;
+	const uint32_t x = p.input({4});
+	const uint32_t y = p.output({4});
+	p.relu(x, y);
+	std::vector<float> xv(4), yv(3);
+	auto ex = rt::Executor::create(device());
+
+	Bindings wrong_count(p);
+	wrong_count.mem.pop_back();
+	EXPECT_EQ(expect_error([&] { run(*ex, p, wrong_count); }).status(), -EINVAL);
+
+	Bindings small(p);
+	small.host(x, xv);
+	small.host(y, yv); // 12 bytes for a 16-byte output
+	rt::Error e = expect_error([&] { run(*ex, p, small); });
+	EXPECT_EQ(e.status(), -EINVAL);
+	EXPECT_THAT(e.what(), HasSubstr("tensor 1 (output"));
+
+	Bindings missing(p);
+	missing.host(y, xv);
+	EXPECT_EQ(expect_error([&] { run(*ex, p, missing); }).status(), -EINVAL);
+
+	// after refusals the executor still works
+	std::vector<float> out(4);
+	Bindings ok(p);
+	xv = {-1, 2, -3, 4};
+	ok.host(x, xv);
+	ok.host(y, out);
+	run(*ex, p, ok);
+	EXPECT_EQ(out, (std::vector<float>{0, 2, 0, 4}));
+}
+
+TEST(Refusals, LoadVariableWithBadShape)
+{
+	auto ex = rt::Executor::create(device());
+	drm_flaxdrm_tensor t;
+	std::memset(&t, 0, sizeof t);
+	t.kind = FLAXDRM_TENSOR_VARIABLE;
+	t.dtype = FLAXDRM_DTYPE_F32;
+	t.rank = 2;
+	t.dims[0] = 3; // dims[1] == 0
+	float data[3] = {};
+	EXPECT_EQ(expect_error([&] { ex->load_variable(1, 1, t, data); }).status(), -EINVAL);
+	t.dims[1] = 1;
+	EXPECT_EQ(expect_error([&] { ex->load_variable(1, 1, t, nullptr); }).status(), -EINVAL);
+	EXPECT_EQ(ex->resident_variables(), 0u);
+}
+
+// ------------------------------------------------------------ timeout
+
+TEST(Timeout, RunPastTheBoundIsETIMEDOUTAndTheExecutorRecovers)
+{
+	// A 768^3 GEMM takes well over 1 ms on any device this runs on.
+	const uint32_t n = 768;
+	Program p;
+	const uint32_t x = p.input({n, n});
+	const uint32_t w = p.variable(1, "params", "kernel", {n, n});
+	const uint32_t y = p.output({n, n});
+	p.dense(1, x, w, -1, y);
+	auto xv = random_vector(n * n, 60), wv = random_vector(n * n, 61);
+	std::vector<float> yv(n * n);
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.host(y, yv);
+	mem.var(w, &wv, 5, 1);
+
+	rt::ExecutorOptions o;
+	o.timeout_ms = 1;
+	auto ex = rt::Executor::create(device(), o);
+	// warm the pipeline cache so that the timed run is all GPU work
+	{
+		auto warm = rt::Executor::create(device());
+		run(*warm, p, mem);
+	}
+	rt::Error e = expect_error([&] { run(*ex, p, mem); });
+	EXPECT_EQ(e.status(), -ETIMEDOUT);
+	EXPECT_EQ(ex->resident_variables(), 0u); // never committed
+
+	// It recovers once the device is done: later runs either report
+	// the device still busy (-ETIMEDOUT) or succeed.
+	Program small;
+	const uint32_t sx = small.input({4});
+	const uint32_t sy = small.output({4});
+	small.relu(sx, sy);
+	std::vector<float> sxv = {-1, 1, -2, 2}, syv(4);
+	Bindings smem(small);
+	smem.host(sx, sxv);
+	smem.host(sy, syv);
+	bool done = false;
+	for (int i = 0; i < 600 && !done; i++) {
+		try {
+			run(*ex, small, smem);
+			done = true;
+		} catch (const rt::Error& err) {
+			ASSERT_EQ(err.status(), -ETIMEDOUT);
+			std::this_thread::sleep_for(std::chrono::milliseconds(50));
+		}
+	}
+	ASSERT_TRUE(done);
+	EXPECT_EQ(syv, (std::vector<float>{0, 1, 0, 2}));
+}
+
+} // namespace
