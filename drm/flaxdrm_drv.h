@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * flaxdrm: Flax-style neural-network modules through a DRM render node.
+ * Shared definitions of the kernel module.
+ */
+#ifndef FLAXDRM_DRV_H
+#define FLAXDRM_DRV_H
+
+#include <linux/dma-fence.h>
+#include <linux/idr.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include <drm/drm_device.h>
+#include <drm/drm_file.h>
+#include <drm/drm_gem.h>
+#include <drm/gpu_scheduler.h>
+
+#include "flaxdrm_drm.h"
+
+#define FLAXDRM_DRIVER_DESC	"Flax-style neural-network modules"
+#define FLAXDRM_DRIVER_DATE	"20250101"
+
+/* Internal bounds, beyond the ABI limits of flaxdrm_drm.h. */
+#define FLAXDRM_MAX_MODULES	65536	/* modules per open file */
+#define FLAXDRM_MAX_PROGRAMS	65536	/* programs per open file */
+#define FLAXDRM_MAX_DEPTH	64	/* depth of a module tree */
+#define FLAXDRM_MAX_VARS	1024	/* variables per module */
+#define FLAXDRM_HW_JOBS		256	/* jobs handed to the engine at once */
+
+extern unsigned int flaxdrm_job_timeout_ms;
+
+struct flaxdrm_job;
+
+struct flaxdrm_device {
+	struct drm_device drm;
+	struct drm_gpu_scheduler sched;
+
+	/*
+	 * engine_lock protects the attached engine, the queue of jobs waiting
+	 * for ENGINE_FETCH, the jobs the engine holds (inflight), every
+	 * context's list of running jobs and the state of every job handed to
+	 * the engine.
+	 */
+	struct mutex engine_lock;
+	struct drm_file *engine;
+	struct list_head queue;
+	struct list_head inflight;
+	wait_queue_head_t engine_wq;
+
+	/* the lock of every hardware fence */
+	spinlock_t fence_lock;
+
+	atomic64_t job_seq;
+	atomic64_t var_seq;
+
+	/* jobs alive (submitted and not yet freed), for teardown */
+	spinlock_t jobs_lock;
+	unsigned int live_jobs;
+	wait_queue_head_t jobs_wq;
+};
+
+/*
+ * The execution context of one open file. Jobs hold a reference, so it
+ * outlives the file while jobs of the file are still running. Fences of
+ * one context signal in submission order.
+ */
+struct flaxdrm_ctx {
+	struct kref ref;
+	u64 fence_context;	/* also the engine's context id */
+	u64 seqno;		/* engine_lock */
+	struct list_head running;	/* engine_lock: jobs in run order */
+};
+
+struct flaxdrm_file {
+	struct flaxdrm_device *fdev;
+	/* protects modules, programs and the module trees of this file */
+	struct mutex lock;
+	struct idr modules;
+	struct idr programs;
+	struct drm_sched_entity entity;
+	struct flaxdrm_ctx *ctx;
+};
+
+/* A variable of a module: collection/name bound to a range of a BO. */
+struct flaxdrm_var {
+	struct list_head link;
+	char collection[FLAXDRM_COLLECTION_LEN];
+	char name[FLAXDRM_NAME_LEN];
+	struct drm_gem_object *bo;
+	u64 offset;
+	u64 size;
+	u32 dtype;
+	u32 rank;
+	u32 dims[FLAXDRM_MAX_RANK];
+	u64 var_id;
+	u64 generation;
+};
+
+/* Flax's auto-name counter of one class in a parent. */
+struct flaxdrm_name_counter {
+	struct list_head link;
+	char class_name[FLAXDRM_NAME_LEN];
+	u32 next;
+};
+
+struct flaxdrm_module {
+	struct kref ref;
+	u32 handle;
+	u32 kind;
+	u32 depth;
+	bool dead;		/* destroyed; programs may still point here */
+	char name[FLAXDRM_NAME_LEN];
+	char class_name[FLAXDRM_NAME_LEN];
+	void *config;
+	u32 config_size;
+	u32 num_children;
+	u32 num_vars;
+	struct flaxdrm_module *parent;
+	struct list_head children;
+	struct list_head sibling;
+	struct list_head vars;
+	struct list_head counters;
+};
+
+struct flaxdrm_program {
+	u32 handle;
+	u32 num_tensors;
+	u32 num_ops;
+	struct flaxdrm_module *root;
+	struct drm_flaxdrm_tensor *tensors;
+	struct drm_flaxdrm_op *ops;
+	/* VARIABLE tensors: their module (referenced), else NULL */
+	struct flaxdrm_module **tensor_modules;
+	/* layer ops: their module (referenced), else NULL */
+	struct flaxdrm_module **op_modules;
+	/* per tensor: nonzero if some op writes it */
+	u8 *written;
+};
+
+enum flaxdrm_job_state {
+	FLAXDRM_JOB_PENDING = 0,	/* in the scheduler */
+	FLAXDRM_JOB_QUEUED,		/* waiting for ENGINE_FETCH */
+	FLAXDRM_JOB_FETCHED,		/* held by the engine */
+	FLAXDRM_JOB_DONE,		/* result known, fence (about to be) signalled */
+};
+
+struct flaxdrm_job {
+	struct drm_sched_job base;
+	struct flaxdrm_device *fdev;
+	struct flaxdrm_ctx *ctx;
+
+	u64 job_id;
+	u32 op;
+	u32 module;
+	u32 flags;
+	u32 num_tensors;
+	u32 num_ops;
+	struct drm_flaxdrm_engine_tensor *tensors;
+	struct drm_gem_object **bos;	/* per tensor, NULL for TEMP */
+	struct drm_flaxdrm_op *ops;
+
+	/* hardware fence, initialised by run_job */
+	struct dma_fence *hw_fence;
+	bool hw_fence_init;
+
+	/* engine_lock */
+	enum flaxdrm_job_state state;
+	int status;
+	struct list_head engine_link;	/* queue or inflight */
+	struct list_head ctx_link;	/* ctx->running */
+	struct drm_file *engine_file;	/* where engine_handles live */
+	u32 *engine_handles;
+	u32 num_engine_handles;
+	u64 exec_ns;
+
+	struct delayed_work timeout_work;
+};
+
+static inline struct flaxdrm_device *to_flaxdrm(struct drm_device *drm)
+{
+	return container_of(drm, struct flaxdrm_device, drm);
+}
+
+static inline struct flaxdrm_job *to_flaxdrm_job(struct drm_sched_job *job)
+{
+	return container_of(job, struct flaxdrm_job, base);
+}
+
+/* flaxdrm_drv.c */
+int flaxdrm_check_name(const char *s, u32 len, bool allow_empty);
+bool flaxdrm_is_zero(const void *p, size_t size);
+
+/* flaxdrm_gem.c */
+int flaxdrm_ioctl_bo_create(struct drm_device *dev, void *data,
+			    struct drm_file *file);
+int flaxdrm_ioctl_bo_mmap_offset(struct drm_device *dev, void *data,
+				 struct drm_file *file);
+
+/* flaxdrm_module.c */
+int flaxdrm_ioctl_module_create(struct drm_device *dev, void *data,
+				struct drm_file *file);
+int flaxdrm_ioctl_module_destroy(struct drm_device *dev, void *data,
+				 struct drm_file *file);
+int flaxdrm_ioctl_module_query(struct drm_device *dev, void *data,
+			       struct drm_file *file);
+int flaxdrm_ioctl_var_bind(struct drm_device *dev, void *data,
+			   struct drm_file *file);
+struct flaxdrm_module *flaxdrm_module_lookup(struct flaxdrm_file *ffile,
+					     u32 handle);
+bool flaxdrm_module_is_under(const struct flaxdrm_module *m,
+			     const struct flaxdrm_module *root);
+struct flaxdrm_var *flaxdrm_module_find_var(struct flaxdrm_module *m,
+					    const char *collection,
+					    const char *name);
+void flaxdrm_module_get(struct flaxdrm_module *m);
+void flaxdrm_module_put(struct flaxdrm_module *m);
+void flaxdrm_modules_release(struct flaxdrm_file *ffile);
+
+/* flaxdrm_program.c */
+int flaxdrm_ioctl_program_create(struct drm_device *dev, void *data,
+				 struct drm_file *file);
+int flaxdrm_ioctl_program_destroy(struct drm_device *dev, void *data,
+				  struct drm_file *file);
+void flaxdrm_programs_release(struct flaxdrm_file *ffile);
+
+/* flaxdrm_job.c */
+int flaxdrm_ioctl_submit(struct drm_device *dev, void *data,
+			 struct drm_file *file);
+int flaxdrm_sched_init(struct flaxdrm_device *fdev);
+void flaxdrm_sched_fini(struct flaxdrm_device *fdev);
+struct flaxdrm_ctx *flaxdrm_ctx_create(void);
+void flaxdrm_ctx_get(struct flaxdrm_ctx *ctx);
+void flaxdrm_ctx_put(struct flaxdrm_ctx *ctx);
+
+/* flaxdrm_engine.c */
+int flaxdrm_ioctl_engine_attach(struct drm_device *dev, void *data,
+				struct drm_file *file);
+int flaxdrm_ioctl_engine_fetch(struct drm_device *dev, void *data,
+			       struct drm_file *file);
+int flaxdrm_ioctl_engine_complete(struct drm_device *dev, void *data,
+				  struct drm_file *file);
+bool flaxdrm_engine_attached(struct flaxdrm_device *fdev);
+void flaxdrm_engine_detach(struct flaxdrm_device *fdev, struct drm_file *file);
+struct dma_fence *flaxdrm_engine_run(struct flaxdrm_job *job);
+void flaxdrm_engine_timeout_work(struct work_struct *work);
+
+#endif /* FLAXDRM_DRV_H */
