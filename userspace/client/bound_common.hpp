@@ -1,0 +1,36 @@
+// Helpers shared by the device implementations.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+
+#include "flaxdrm/error.hpp"
+#include "flaxdrm/lowering.hpp"
+#include "flaxdrm/model.hpp"
+
+namespace flaxdrm::detail {
+
+inline uint64_t now_ns()
+{
+	return static_cast<uint64_t>(
+		std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+			.count());
+}
+
+// The input's last dimension is what the variables were checked against.
+inline void check_input(const Model& model, const Shape& bound_shape, const Tensor& input)
+{
+	if (num_elements(input.shape) != input.data.size())
+		throw Error("input tensor of shape " + shape_str(input.shape) + " holds " +
+			    std::to_string(input.data.size()) + " elements");
+	if (input.shape.empty() || bound_shape.empty() || input.shape.back() != bound_shape.back() ||
+	    input.shape.size() > FLAXDRM_MAX_RANK)
+		throw Error("input of shape " + shape_str(input.shape) + " does not fit " + model.source +
+			    " as bound for inputs of shape " + shape_str(bound_shape) +
+			    ": the last dimension must be " +
+			    (bound_shape.empty() ? std::string("?") : std::to_string(bound_shape.back())) +
+			    " and the rank at most " + std::to_string(FLAXDRM_MAX_RANK));
+}
+
+} // namespace flaxdrm::detail
