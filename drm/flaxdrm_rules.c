@@ -78,7 +78,7 @@ int flaxdrm_check_tensor(const struct drm_flaxdrm_tensor *t)
 		return -EINVAL;
 	if (!flaxdrm_tensor_bytes(t))
 		return -EINVAL;
-	if (is_var != (t->module != 0))
+	if (is_var != !!t->module)
 		return -EINVAL;
 	if (check_string(t->collection, FLAXDRM_COLLECTION_LEN, !is_var))
 		return -EINVAL;
@@ -103,7 +103,7 @@ static const struct op_rule op_rules[FLAXDRM_OP_COUNT] = {
 static const struct op_rule *op_rule(__u32 opcode)
 {
 	if (opcode >= FLAXDRM_OP_COUNT || !op_rules[opcode].name)
-		return 0;
+		return (void *)0;
 	return &op_rules[opcode];
 }
 
@@ -199,7 +199,7 @@ static int check_operands(const struct drm_flaxdrm_op *op, __u32 index,
 	if (op->num_inputs < r->min_inputs || op->num_inputs > r->max_inputs ||
 	    op->num_outputs != r->num_outputs)
 		return fail(bad_op, bad_tensor, index, FLAXDRM_INDEX_NONE);
-	if (!!r->layer != (op->module != 0))
+	if (!!r->layer != !!op->module)
 		return fail(bad_op, bad_tensor, index, FLAXDRM_INDEX_NONE);
 	for (i = 0; i < FLAXDRM_MAX_OP_INPUTS; i++) {
 		if (i >= op->num_inputs ? op->inputs[i] != 0 :

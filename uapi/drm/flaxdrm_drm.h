@@ -48,7 +48,7 @@ extern "C" {
 #define FLAXDRM_MAX_SYNCS	64
 #define FLAXDRM_MAX_MUTABLE	16
 #define FLAXDRM_MAX_CONFIG_SIZE	1024
-#define FLAXDRM_MAX_BO_SIZE	(1ull << 34)	/* 16 GiB */
+#define FLAXDRM_MAX_BO_SIZE	0x400000000ull	/* 16 GiB: 1 << 34 */
 
 /* ---------------------------------------------------------------- params */
 
@@ -255,7 +255,7 @@ struct drm_flaxdrm_collection {
 };
 
 /* Every collection is mutable (Flax's mutable=True). */
-#define FLAXDRM_SUBMIT_MUTABLE_ALL	(1u << 0)
+#define FLAXDRM_SUBMIT_MUTABLE_ALL	0x1u
 #define FLAXDRM_SUBMIT_FLAGS		FLAXDRM_SUBMIT_MUTABLE_ALL
 
 struct drm_flaxdrm_submit {
