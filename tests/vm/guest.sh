@@ -18,7 +18,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LANG=C.UTF-8
 umask 022
 
-say() { echo "flaxdrm-vm: $*"; }
+say() { local up; read -r up _ </proc/uptime; echo "flaxdrm-vm: [$up] $*"; }
 put() { echo "$1=$2" >>"$CTL/status"; }
 
 poweroff_now() {
@@ -33,7 +33,7 @@ poweroff_now() {
 : >"$CTL/status"
 : >"$CTL/output.log"
 put booted 1
-say "stage 2 up after $(cut -d' ' -f1 /proc/uptime) s (kernel $(uname -r))"
+say "stage 2 up (kernel $(uname -r))"
 
 mount_fs() { # type source target options
 	mkdir -p "$3" 2>/dev/null
@@ -49,12 +49,28 @@ ln -sf /proc/self/fd/1 /dev/stdout 2>/dev/null
 ln -sf /proc/self/fd/2 /dev/stderr 2>/dev/null
 hostname flaxdrm-vm 2>/dev/null
 
-# The current directory of the host, read-write at the same path.
-if ! mount -t 9p -o "$FVM_CWD_OPTS" cwd "$FVM_CWD"; then
-	say "cannot mount the shared directory $FVM_CWD"
+# The current directory of the host, read-write at the same path. The host's
+# files there are mostly root's, so with FVM_CWD_MODE=bindfs the 9p mount is
+# re-exported through bindfs with root's files shown as the test user's and
+# the user's new files stored as root's on the host: the unprivileged command
+# can write anywhere in its cwd, as it could in a checkout of its own.
+cwd_fail() {
+	say "cannot mount the shared directory $FVM_CWD: $1"
 	put setup_failed "mount-cwd"
 	poweroff_now
+}
+if [ "$FVM_CWD_MODE" = bindfs ]; then
+	mkdir -p /run/flaxdrm-vm-cwd
+	mount -t 9p -o "$FVM_CWD_OPTS" cwd /run/flaxdrm-vm-cwd || cwd_fail 9p
+	modprobe fuse || cwd_fail "modprobe fuse"
+	say "cwd over 9p mounted"
+	bindfs -o allow_other,dev,suid,nonempty,big_writes,max_write=1048576,max_read=1048576 --map="0/$FVM_UID:@0/@$FVM_UID" /run/flaxdrm-vm-cwd "$FVM_CWD" ||
+		cwd_fail bindfs
+else
+	mount -t 9p -o "$FVM_CWD_OPTS" cwd "$FVM_CWD" || cwd_fail 9p
 fi
+
+say "cwd mounted"
 
 # The unprivileged user: /etc/passwd and /etc/group are the host's with any
 # uid/gid $FVM_UID entry replaced, bind-mounted over the read-only originals.
@@ -230,6 +246,7 @@ fi
 dmesg >"$CTL/dmesg.log" 2>&1
 sync
 umount "$FVM_CWD" 2>/dev/null || umount -l "$FVM_CWD"
+mountpoint -q /run/flaxdrm-vm-cwd && { umount /run/flaxdrm-vm-cwd 2>/dev/null || umount -l /run/flaxdrm-vm-cwd; }
 put done 1
 say "powering off"
 poweroff_now

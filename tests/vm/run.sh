@@ -161,6 +161,16 @@ elif [ ! -x "$engine_bin" ]; then
 	engine_bin=
 fi
 
+cwd_mode=${FLAXDRM_VM_CWD_MODE:-bindfs}
+case $cwd_mode in
+bindfs) command -v bindfs >/dev/null || {
+	err "WARNING: bindfs missing (apt install bindfs): the command can only write where the host lets uid 1000 write"
+	cwd_mode=9p
+} ;;
+9p) ;;
+*) err "FLAXDRM_VM_CWD_MODE must be bindfs or 9p"; exit 125 ;;
+esac
+
 cwd=$(pwd -P)
 case $cwd in
 /proc | /proc/* | /sys | /sys/* | /dev | /dev/* | /tmp | /run | /run/*)
@@ -189,6 +199,7 @@ video_gid=$(getent group video | cut -d: -f3)
 {
 	printf 'FVM_CWD=%q\n' "$cwd"
 	printf 'FVM_CWD_OPTS=%q\n' "trans=virtio,version=9p2000.L,msize=512000,${FLAXDRM_VM_CWD_CACHE:-cache=mmap}"
+	printf 'FVM_CWD_MODE=%q\n' "$cwd_mode"
 	printf 'FVM_UID=%q\n' 1000
 	printf 'FVM_USER=%q\n' flaxtest
 	printf 'FVM_GROUP_NAMES=%q\n' video
