@@ -1,0 +1,117 @@
+#!/bin/bash
+# tests/vm/harness_test.sh: self-test of the VM harness tests/vm/run.sh.
+# Runs on the HOST (ctest label "vmharness"; tests/vm/run-tests.sh skips it).
+# Each case boots a VM (about 10-20 s under TCG); the whole test takes
+# one to two minutes. Proves that:
+#   a) CMD's exit status comes back (false -> 1, exit 7 -> 7);
+#   b) CMD runs as uid 1000 in group video, HOME=/tmp/home, stdin /dev/null,
+#      and its output is streamed to run.sh's stdout;
+#   c) the cwd is shared read-write at the same path (the guest writes files
+#      the host reads; run from a scratch directory, not the repo);
+#   d) a kernel splat fails the run: a "WARNING:" line written to /dev/kmsg
+#      as root (--root-cmd) gives status 120;
+#   e) a kernel crash (sysrq c) fails the run (120/123), a hung command runs
+#      into --timeout (124);
+#   f) with flaxdrm.ko built: device nodes have Debian's modes, and a
+#      process that keeps the device open makes rmmod fail (121).
+# usage: tests/vm/harness_test.sh [--quick]   (--quick: only a-d)
+set -u -o pipefail
+
+SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SELF_DIR/../.." && pwd)
+RUN=$SELF_DIR/run.sh
+quick=0
+[ "${1:-}" = --quick ] && quick=1
+
+mkdir -p "$ROOT/build/vm"
+scratch=$(mktemp -d "$ROOT/build/vm/harness-test.XXXXXX") || exit 1
+trap 'rm -rf "$scratch"' EXIT
+cd "$scratch" || exit 1
+
+n=0
+failures=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $1"; }
+check() { # description, then a test command
+	local d=$1
+	shift
+	if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+vm() { # expected-status description -- run.sh args...
+	local want=$1 d=$2
+	shift 3
+	local t0=$SECONDS rc
+	"$RUN" -q "$@" >"$scratch/out" 2>"$scratch/err"
+	rc=$?
+	if [ "$rc" = "$want" ]; then
+		ok "$d: status $rc ($((SECONDS - t0))s)"
+	else
+		not_ok "$d: status $rc, expected $want ($((SECONDS - t0))s)"
+		sed 's/^/#   out: /' "$scratch/out" | tail -n 20
+		sed 's/^/#   err: /' "$scratch/err" | tail -n 40
+	fi
+	return 0
+}
+
+kver=${KVER:-$(ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|.*/vmlinuz-||' | sort -V | tail -n1)}
+kmod=${FLAXDRM_KMOD:-$ROOT/build/kmod/$kver/flaxdrm.ko}
+
+# a) statuses
+vm 1 "false returns 1" -- false
+# b) + c): one boot checks the user, the environment and the shared cwd
+vm 7 "exit 7 returns 7" -- sh -c '
+	echo HARNESS-STDOUT-MARKER
+	id -u >uid; id -gn >group; id -Gn >groups; pwd >pwd; echo "$HOME" >home
+	readlink -f /proc/self/fd/0 >stdin
+	mkdir -p sub/dir && echo payload >sub/dir/file
+	stat -c "%a %U %G" /dev/dri/card* >card 2>/dev/null
+	stat -c "%a" /dev/dri/renderD* >render 2>/dev/null
+	exit 7'
+check "CMD output reaches run.sh's stdout" grep -qx HARNESS-STDOUT-MARKER "$scratch/out"
+check "CMD runs as uid 1000" [ "$(cat uid 2>/dev/null)" = 1000 ]
+check "CMD is in group video" grep -qw video groups
+check "CMD has HOME=/tmp/home" [ "$(cat home 2>/dev/null)" = /tmp/home ]
+check "CMD's stdin is /dev/null" [ "$(cat stdin 2>/dev/null)" = /dev/null ]
+check "CMD runs in the caller's cwd ($scratch)" [ "$(cat pwd 2>/dev/null)" = "$scratch" ]
+check "a file written in the guest is read on the host" [ "$(cat sub/dir/file 2>/dev/null)" = payload ]
+if [ -r "$kmod" ]; then
+	check "/dev/dri/card* is 0660 root:video" grep -qx "660 root video" card
+	check "/dev/dri/renderD* is 0666" grep -qx 666 render
+else
+	echo "ok $((n += 1)) - # SKIP device node modes: $kmod not built"
+fi
+
+# d) a kernel warning fails the run even though CMD succeeds
+vm 120 "a WARNING: in the kernel log fails the run" -- \
+	--root-cmd 'echo "WARNING: flaxdrm harness self-test" >/dev/kmsg' true
+check "the failure names the warning" grep -q "WARNING: flaxdrm harness self-test" "$scratch/err"
+
+if [ $quick = 0 ]; then
+	# e) crash and timeout
+	"$RUN" -q --root-cmd 'echo c >/proc/sysrq-trigger' true >"$scratch/out" 2>"$scratch/err"
+	rc=$?
+	if [ $rc = 120 ] || [ $rc = 123 ]; then
+		ok "a kernel crash fails the run: status $rc"
+	else
+		not_ok "a kernel crash fails the run: status $rc, expected 120 or 123"
+		tail -n 30 "$scratch/err" | sed 's/^/#   err: /'
+	fi
+	vm 124 "a hung command runs into --timeout" -- --timeout 25 sleep 1000
+	check "the timeout is reported" grep -q "timed out" "$scratch/err"
+
+	# f) rmmod must succeed: a root process holding the device open blocks it
+	if [ -r "$kmod" ]; then
+		vm 121 "rmmod failure fails the run" -- --no-engine \
+			--root-cmd 'setsid sleep 1000 </dev/dri/card0 >/dev/null 2>&1 &' true
+	else
+		echo "ok $((n += 1)) - # SKIP rmmod failure: $kmod not built"
+	fi
+fi
+
+echo "1..$n"
+if [ $failures = 0 ]; then
+	echo "harness_test: all $n checks passed"
+else
+	echo "harness_test: $failures of $n checks FAILED"
+fi
+[ $failures = 0 ]
