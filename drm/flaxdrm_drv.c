@@ -20,9 +20,22 @@
 #include "flaxdrm_drv.h"
 
 unsigned int flaxdrm_job_timeout_ms = 10000;
-module_param_named(job_timeout_ms, flaxdrm_job_timeout_ms, uint, 0444);
+
+/* job_timeout_ms may be changed at run time; it applies to jobs run later */
+static int flaxdrm_set_timeout(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, 3600 * 1000);
+}
+
+static const struct kernel_param_ops flaxdrm_timeout_ops = {
+	.set = flaxdrm_set_timeout,
+	.get = param_get_uint,
+};
+
+module_param_cb(job_timeout_ms, &flaxdrm_timeout_ops, &flaxdrm_job_timeout_ms,
+		0644);
 MODULE_PARM_DESC(job_timeout_ms,
-		 "Time a job may take on the engine before it fails with -ETIMEDOUT (ms, default 10000)");
+		 "Time a job may take on the engine before it fails with -ETIMEDOUT (ms, 1..3600000, default 10000)");
 
 static struct platform_device *flaxdrm_pdev;
 
@@ -62,7 +75,7 @@ static int flaxdrm_ioctl_get_param(struct drm_device *dev, void *data,
 		args->value = flaxdrm_engine_attached(fdev);
 		return 0;
 	case FLAXDRM_PARAM_JOB_TIMEOUT_MS:
-		args->value = flaxdrm_job_timeout_ms;
+		args->value = READ_ONCE(flaxdrm_job_timeout_ms);
 		return 0;
 	case FLAXDRM_PARAM_MAX_TENSORS:
 		args->value = FLAXDRM_MAX_TENSORS;
@@ -274,9 +287,6 @@ static struct platform_driver flaxdrm_platform_driver = {
 static int __init flaxdrm_init(void)
 {
 	int ret;
-
-	if (!flaxdrm_job_timeout_ms)
-		flaxdrm_job_timeout_ms = 1;
 
 	ret = platform_driver_register(&flaxdrm_platform_driver);
 	if (ret)

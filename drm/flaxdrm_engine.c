@@ -110,7 +110,7 @@ struct dma_fence *flaxdrm_engine_run(struct flaxdrm_job *job)
 		job->state = FLAXDRM_JOB_QUEUED;
 		list_add_tail(&job->engine_link, &fdev->queue);
 		schedule_delayed_work(&job->timeout_work,
-				      msecs_to_jiffies(flaxdrm_job_timeout_ms));
+				      msecs_to_jiffies(READ_ONCE(flaxdrm_job_timeout_ms)));
 		wake_up_interruptible(&fdev->engine_wq);
 	}
 	mutex_unlock(&fdev->engine_lock);
