@@ -14,6 +14,13 @@
 //
 // Offsets are in elements from the bound buffer range, so several tensors
 // can share one buffer at any 4-byte (VEC4: 16-byte) position.
+//
+// The TEXEL variant (-DTEXEL=1) is for CPU devices (lavapipe), where every
+// storage-buffer or shared-memory access is a per-lane scalar loop but a
+// texel-buffer fetch is a vector gather: no shared memory, A and B read
+// through RGBA32F texel buffers (4 consecutive floats per texel), each
+// thread a TM x TN register block (rows ty + i * WG_Y, 4-wide column
+// groups tx + j * WG_X). Needs K % 4 == 0 and N % 4 == 0.
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
 
@@ -40,6 +47,66 @@ layout(push_constant) uniform Params {
 	uint bias_off;
 	uint c_off;
 } pc;
+
+#if defined(TEXEL)
+layout(set = 0, binding = 0) uniform samplerBuffer a4;  // texel offsets in pc.a_off / 4
+layout(set = 0, binding = 1) uniform samplerBuffer b4;
+layout(set = 0, binding = 2, std430) readonly restrict buffer BufBias { vec4 bias[]; };
+layout(set = 0, binding = 3, std430) writeonly restrict buffer BufC { vec4 c[]; };
+
+const uint TNV = TN / 4;
+
+void main()
+{
+	const uint M = pc.M, N = pc.N, K = pc.K;
+	const uint KV = K / 4, NV = N / 4;
+	const uint tx = gl_LocalInvocationID.x;
+	const uint ty = gl_LocalInvocationID.y;
+	const uint m0 = gl_WorkGroupID.y * BM + ty;
+	const uint q0 = gl_WorkGroupID.x * WG_X * TNV + tx;
+
+	// Clamped indices keep every fetch in range; stores are guarded.
+	int arow[TM];
+	int bcol[TNV];
+	[[unroll]] for (uint i = 0; i < TM; i++)
+		arow[i] = int(pc.a_off / 4 + min(m0 + i * WG_Y, M - 1) * KV);
+	[[unroll]] for (uint j = 0; j < TNV; j++)
+		bcol[j] = int(pc.b_off / 4 + min(q0 + j * WG_X, NV - 1));
+
+	vec4 acc[TM][TNV];
+	[[unroll]] for (uint i = 0; i < TM; i++)
+		[[unroll]] for (uint j = 0; j < TNV; j++)
+			acc[i][j] = vec4(0.0);
+
+	for (uint kq = 0; kq < KV; kq++) {
+		vec4 av[TM];
+		[[unroll]] for (uint i = 0; i < TM; i++)
+			av[i] = texelFetch(a4, arow[i] + int(kq));
+		[[unroll]] for (uint kk = 0; kk < 4; kk++) {
+			const int brow = int((4 * kq + kk) * NV);
+			vec4 bv[TNV];
+			[[unroll]] for (uint j = 0; j < TNV; j++)
+				bv[j] = texelFetch(b4, brow + bcol[j]);
+			[[unroll]] for (uint i = 0; i < TM; i++)
+				[[unroll]] for (uint j = 0; j < TNV; j++)
+					acc[i][j] = fma(vec4(av[i][kk]), bv[j], acc[i][j]);
+		}
+	}
+
+	const bool has_bias = (pc.flags & GEMM_FLAG_BIAS) != 0u;
+	[[unroll]] for (uint j = 0; j < TNV; j++) {
+		const uint q = q0 + j * WG_X;
+		if (q >= NV)
+			continue;
+		const vec4 bv = has_bias ? bias[pc.bias_off / 4 + q] : vec4(0.0);
+		[[unroll]] for (uint i = 0; i < TM; i++) {
+			const uint m = m0 + i * WG_Y;
+			if (m < M)
+				c[pc.c_off / 4 + m * NV + q] = acc[i][j] + bv;
+		}
+	}
+}
+#else // storage-buffer variants
 
 #ifdef VEC4
 #define ELEM vec4
@@ -161,3 +228,4 @@ void main()
 	}
 #endif
 }
+#endif // storage-buffer variants

@@ -19,7 +19,9 @@ uint64_t TensorView::elements() const
 BufferRange TensorView::range(uint64_t begin, uint64_t end, uint32_t elem_size, uint32_t* elem_offset,
 			      const DeviceImpl& device) const
 {
-	const uint64_t align = std::max<uint64_t>(device.limits().minStorageBufferOffsetAlignment, 4);
+	// Good for storage and texel-buffer bindings alike.
+	const uint64_t align = std::max<uint64_t>({device.limits().minStorageBufferOffsetAlignment,
+						   device.limits().minTexelBufferOffsetAlignment, 16});
 	const uint64_t abs_begin = offset + begin;
 	const uint64_t base = abs_begin / align * align;
 	*elem_offset = uint32_t((abs_begin - base) / elem_size);

@@ -31,7 +31,7 @@ Buffer::Buffer(DeviceImpl& device, VkDeviceSize size, BufferKind kind)
 	bci.size = size;
 	bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 	if (kind == BufferKind::Device)
-		bci.usage |= VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+		bci.usage |= VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT;
 	bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
 	vk_check(vkCreateBuffer(device_, &bci, nullptr, &buffer_), "vkCreateBuffer");
 

@@ -49,15 +49,17 @@ VkShaderModule PipelineCache::module(std::string_view shader)
 	return m;
 }
 
-VkDescriptorSetLayout PipelineCache::set_layout(uint32_t num_bindings)
+VkDescriptorSetLayout PipelineCache::set_layout(std::span<const VkDescriptorType> types)
 {
-	auto it = set_layouts_.find(num_bindings);
+	std::vector<VkDescriptorType> key(types.begin(), types.end());
+	auto it = set_layouts_.find(key);
 	if (it != set_layouts_.end())
 		return it->second;
+	const uint32_t num_bindings = uint32_t(types.size());
 	std::vector<VkDescriptorSetLayoutBinding> bindings(num_bindings);
 	for (uint32_t i = 0; i < num_bindings; i++) {
 		bindings[i].binding = i;
-		bindings[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+		bindings[i].descriptorType = types[i];
 		bindings[i].descriptorCount = 1;
 		bindings[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
 	}
@@ -68,15 +70,23 @@ VkDescriptorSetLayout PipelineCache::set_layout(uint32_t num_bindings)
 	ci.pBindings = bindings.data();
 	VkDescriptorSetLayout l;
 	vk_check(vkCreateDescriptorSetLayout(device_.vk(), &ci, nullptr, &l), "vkCreateDescriptorSetLayout");
-	set_layouts_.emplace(num_bindings, l);
+	set_layouts_.emplace(std::move(key), l);
 	return l;
 }
 
 const Pipeline& PipelineCache::get(std::string_view shader, std::span<const uint32_t> spec,
 				   uint32_t num_bindings, uint32_t push_size)
 {
+	std::vector<VkDescriptorType> types(num_bindings, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER);
+	return get(shader, spec, types, push_size);
+}
+
+const Pipeline& PipelineCache::get(std::string_view shader, std::span<const uint32_t> spec,
+				   std::span<const VkDescriptorType> types, uint32_t push_size)
+{
 	std::lock_guard<std::mutex> lock(mutex_);
-	Key key{std::string(shader), std::vector<uint32_t>(spec.begin(), spec.end()), num_bindings, push_size};
+	Key key{std::string(shader), std::vector<uint32_t>(spec.begin(), spec.end()),
+		std::vector<VkDescriptorType>(types.begin(), types.end()), push_size};
 	auto it = pipelines_.find(key);
 	if (it != pipelines_.end())
 		return *it->second;
@@ -85,9 +95,9 @@ const Pipeline& PipelineCache::get(std::string_view shader, std::span<const uint
 		fail(-EINVAL, "push constants of " + std::string(shader) + " exceed the device limit");
 
 	auto p = std::make_unique<Pipeline>();
-	p->num_bindings = num_bindings;
+	p->types = key.types;
 	p->push_size = push_size;
-	p->set_layout = set_layout(num_bindings);
+	p->set_layout = set_layout(types);
 	auto lk = std::make_pair(p->set_layout, push_size);
 	auto lit = layouts_.find(lk);
 	if (lit == layouts_.end()) {

@@ -18,13 +18,13 @@ namespace flaxdrm::rt {
 
 class DeviceImpl;
 
-// Every shader uses descriptor set 0 with `num_bindings` storage buffers
-// at bindings 0..num_bindings-1, and `push_size` bytes of push constants.
+// Every shader uses descriptor set 0 with bindings 0..n-1 of the given
+// descriptor types, and `push_size` bytes of push constants.
 struct Pipeline {
 	VkPipelineLayout layout = VK_NULL_HANDLE;
 	VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
 	VkPipeline pipeline = VK_NULL_HANDLE;
-	uint32_t num_bindings = 0;
+	std::vector<VkDescriptorType> types;
 	uint32_t push_size = 0;
 };
 
@@ -38,6 +38,9 @@ public:
 	// The pipeline for an embedded shader (flaxdrm/shaders.hpp) with
 	// specialization constants spec[i] at constant_id i.
 	const Pipeline& get(std::string_view shader, std::span<const uint32_t> spec,
+			    std::span<const VkDescriptorType> types, uint32_t push_size);
+	// All bindings storage buffers.
+	const Pipeline& get(std::string_view shader, std::span<const uint32_t> spec,
 			    uint32_t num_bindings, uint32_t push_size);
 
 	std::size_t size() const;
@@ -46,18 +49,18 @@ private:
 	struct Key {
 		std::string shader;
 		std::vector<uint32_t> spec;
-		uint32_t num_bindings;
+		std::vector<VkDescriptorType> types;
 		uint32_t push_size;
 		auto operator<=>(const Key&) const = default;
 	};
 	VkShaderModule module(std::string_view shader);
-	VkDescriptorSetLayout set_layout(uint32_t num_bindings);
+	VkDescriptorSetLayout set_layout(std::span<const VkDescriptorType> types);
 
 	DeviceImpl& device_;
 	mutable std::mutex mutex_;
 	VkPipelineCache cache_ = VK_NULL_HANDLE;
 	std::map<std::string, VkShaderModule, std::less<>> modules_;
-	std::map<uint32_t, VkDescriptorSetLayout> set_layouts_;
+	std::map<std::vector<VkDescriptorType>, VkDescriptorSetLayout> set_layouts_;
 	std::map<Key, std::unique_ptr<Pipeline>> pipelines_;
 	std::map<std::pair<VkDescriptorSetLayout, uint32_t>, VkPipelineLayout> layouts_;
 };

@@ -8,12 +8,30 @@ namespace flaxdrm::rt {
 
 DescriptorPools::~DescriptorPools()
 {
+	for (VkBufferView v : views_)
+		vkDestroyBufferView(device_.vk(), v, nullptr);
 	for (VkDescriptorPool p : pools_)
 		vkDestroyDescriptorPool(device_.vk(), p, nullptr);
 }
 
+VkBufferView DescriptorPools::view(const BufferRange& range)
+{
+	VkBufferViewCreateInfo ci{VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO};
+	ci.buffer = range.buffer;
+	ci.format = range.format;
+	ci.offset = range.offset;
+	ci.range = range.range;
+	VkBufferView v;
+	vk_check(vkCreateBufferView(device_.vk(), &ci, nullptr, &v), "vkCreateBufferView");
+	views_.push_back(v);
+	return v;
+}
+
 void DescriptorPools::reset()
 {
+	for (VkBufferView v : views_)
+		vkDestroyBufferView(device_.vk(), v, nullptr);
+	views_.clear();
 	for (VkDescriptorPool p : pools_)
 		vkResetDescriptorPool(device_.vk(), p, 0);
 	current_ = 0;
@@ -25,11 +43,14 @@ VkDescriptorSet DescriptorPools::allocate(VkDescriptorSetLayout layout)
 	constexpr uint32_t kBuffers = kSets * 8;
 	for (;;) {
 		if (current_ == pools_.size()) {
-			VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kBuffers};
+			const VkDescriptorPoolSize sizes[] = {
+				{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kBuffers},
+				{VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, kBuffers},
+			};
 			VkDescriptorPoolCreateInfo ci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
 			ci.maxSets = kSets;
-			ci.poolSizeCount = 1;
-			ci.pPoolSizes = &size;
+			ci.poolSizeCount = 2;
+			ci.pPoolSizes = sizes;
 			VkDescriptorPool pool;
 			vk_check(vkCreateDescriptorPool(device_.vk(), &ci, nullptr, &pool), "vkCreateDescriptorPool");
 			pools_.push_back(pool);
@@ -52,18 +73,26 @@ void Recorder::dispatch(const Pipeline& pipeline, std::span<const BufferRange> b
 			const void* push, uint32_t push_size,
 			uint32_t groups_x, uint32_t groups_y, uint32_t groups_z)
 {
-	if (bindings.size() != pipeline.num_bindings || push_size != pipeline.push_size)
+	if (bindings.size() != pipeline.types.size() || push_size != pipeline.push_size)
 		fail(-EINVAL, "kernel bindings do not match its pipeline");
 
 	std::vector<VkDescriptorBufferInfo> infos(bindings.size());
+	std::vector<VkBufferView> views(bindings.size());
 	std::vector<VkWriteDescriptorSet> writes(bindings.size());
 	for (std::size_t i = 0; i < bindings.size(); i++) {
-		infos[i] = {bindings[i].buffer, bindings[i].offset, bindings[i].range};
+		if (bindings[i].type != pipeline.types[i])
+			fail(-EINVAL, "kernel binding types do not match its pipeline");
 		writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
 		writes[i].dstBinding = uint32_t(i);
 		writes[i].descriptorCount = 1;
-		writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-		writes[i].pBufferInfo = &infos[i];
+		writes[i].descriptorType = bindings[i].type;
+		if (bindings[i].type == VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER) {
+			views[i] = pools_.view(bindings[i]);
+			writes[i].pTexelBufferView = &views[i];
+		} else {
+			infos[i] = {bindings[i].buffer, bindings[i].offset, bindings[i].range};
+			writes[i].pBufferInfo = &infos[i];
+		}
 	}
 
 	if (bound_ != pipeline.pipeline) {

@@ -17,12 +17,17 @@ struct Pipeline;
 
 struct BufferRange {
 	VkBuffer buffer = VK_NULL_HANDLE;
-	VkDeviceSize offset = 0;  // multiple of minStorageBufferOffsetAlignment
+	VkDeviceSize offset = 0;  // multiple of min{Storage,Texel}BufferOffsetAlignment
 	VkDeviceSize range = 0;
+	// STORAGE_BUFFER, or UNIFORM_TEXEL_BUFFER with `format` (the recorder
+	// creates the buffer view; it lives until the next run).
+	VkDescriptorType type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+	VkFormat format = VK_FORMAT_UNDEFINED;
 };
 
-// Descriptor sets for devices without push descriptors. Pools are created
-// on demand and reset (not freed) at the start of each run.
+// Descriptor sets for devices without push descriptors, and the buffer
+// views of texel-buffer bindings. Pools are created on demand and reset
+// (not freed) at the start of each run; views are destroyed then.
 class DescriptorPools {
 public:
 	explicit DescriptorPools(DeviceImpl& device) : device_(device) {}
@@ -31,11 +36,13 @@ public:
 	DescriptorPools& operator=(const DescriptorPools&) = delete;
 
 	VkDescriptorSet allocate(VkDescriptorSetLayout layout);
+	VkBufferView view(const BufferRange& range);
 	void reset();
 
 private:
 	DeviceImpl& device_;
 	std::vector<VkDescriptorPool> pools_;
+	std::vector<VkBufferView> views_;
 	std::size_t current_ = 0;
 };
 

@@ -1,6 +1,8 @@
 // Dense: y[..., N] = x[..., K] @ kernel[K, N] (+ bias[N]), a GEMM with
 // M = product of x's leading dims, on shaders/gemm.comp.
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "device.hpp"
 #include "kernel.hpp"
@@ -21,6 +23,8 @@ struct GemmConfig {
 
 constexpr GemmConfig kScalarConfig{16, 16, 4, 4, 16};
 constexpr GemmConfig kVec4Config{16, 16, 4, 4, 16};
+// CPU devices: texel-buffer variant, no shared memory (see gemm.comp).
+constexpr GemmConfig kTexelConfig{8, 8, 4, 8, 4};
 
 constexpr uint32_t kFlagBias = 1;
 
@@ -88,10 +92,29 @@ public:
 				bias ? bias->range(0, bias->size, 4, &pc.bias_off, ctx.device) : bind_b,
 				c.range(m0 * s.N * 4, (m0 + mr) * s.N * 4, 4, &pc.c_off, ctx.device),
 			};
-			const bool vec4 = s.K % 4 == 0 && s.N % 4 == 0 && pc.a_off % 4 == 0 &&
+			bool vec4 = s.K % 4 == 0 && s.N % 4 == 0 && pc.a_off % 4 == 0 &&
 					  pc.b_off % 4 == 0 && pc.bias_off % 4 == 0 && pc.c_off % 4 == 0;
-			const GemmConfig& cfg = vec4 ? kVec4Config : kScalarConfig;
+			const uint64_t max_texels = ctx.device.limits().maxTexelBufferElements;
+			const bool texel = vec4 && ctx.device.type() == VK_PHYSICAL_DEVICE_TYPE_CPU &&
+					   bindings[0].range / 16 <= max_texels && bindings[1].range / 16 <= max_texels &&
+					   !getenv("FLAXDRM_GEMM_NOTEXEL");
+			GemmConfig cfg = texel ? kTexelConfig : vec4 ? kVec4Config : kScalarConfig;
+			if (const char* e = getenv("FLAXDRM_GEMM_CONFIG"))
+				sscanf(e, "%u,%u,%u,%u,%u", &cfg.wg_x, &cfg.wg_y, &cfg.tm, &cfg.tn, &cfg.bk);
 			const uint32_t spec[] = {cfg.wg_x, cfg.wg_y, cfg.tm, cfg.tn, cfg.bk};
+			if (texel) {
+				BufferRange tb[4] = {bindings[0], bindings[1], bindings[2], bindings[3]};
+				tb[0].type = tb[1].type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+				tb[0].format = tb[1].format = VK_FORMAT_R32G32B32A32_SFLOAT;
+				const VkDescriptorType types[] = {
+					VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+					VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER};
+				const Pipeline& p = ctx.pipelines.get("gemm_texel", spec, types, sizeof(GemmPush));
+				ctx.recorder.dispatch(p, tb, &pc, sizeof(pc),
+						      uint32_t((s.N + cfg.bn() - 1) / cfg.bn()),
+						      uint32_t((mr + cfg.bm() - 1) / cfg.bm()));
+				continue;
+			}
 			const Pipeline& p = ctx.pipelines.get(vec4 ? "gemm_vec4" : "gemm", spec, 4, sizeof(GemmPush));
 			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc),
 					      uint32_t((s.N + cfg.bn() - 1) / cfg.bn()),
