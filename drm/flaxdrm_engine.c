@@ -49,8 +49,12 @@ static void ctx_retire(struct flaxdrm_device *fdev, struct flaxdrm_ctx *ctx)
 		struct dma_fence *fence = dma_fence_get(job->hw_fence);
 
 		list_del_init(&job->ctx_link);
-		if (job->status)
+		if (job->status) {
 			dma_fence_set_error(fence, job->status);
+			/* the 6.1 scheduler does not pass the error on */
+			dma_fence_set_error(&job->base.s_fence->finished,
+					    job->status);
+		}
 		/* the scheduler may free the job from here on */
 		dma_fence_signal(fence);
 		dma_fence_put(fence);
