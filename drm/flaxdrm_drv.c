@@ -10,6 +10,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/module.h>
 #include <linux/platform_device.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 
 #include <drm/drm_drv.h>
@@ -160,6 +161,33 @@ static int flaxdrm_release(struct inode *inode, struct file *filp)
 	return drm_release(inode, filp);
 }
 
+static int flaxdrm_bo_bytes(int id, void *ptr, void *data)
+{
+	struct drm_gem_object *obj = ptr;
+	u64 *bytes = data;
+
+	*bytes += obj->size;
+	return 0;
+}
+
+/* DRM usage stats (Documentation/gpu/drm-usage-stats.rst). */
+static void flaxdrm_show_fdinfo(struct seq_file *m, struct file *filp)
+{
+	struct drm_file *file = filp->private_data;
+	struct flaxdrm_file *ffile = file->driver_priv;
+	u64 bytes = 0;
+
+	spin_lock(&file->table_lock);
+	idr_for_each(&file->object_idr, flaxdrm_bo_bytes, &bytes);
+	spin_unlock(&file->table_lock);
+
+	seq_printf(m, "drm-driver:\t%s\n", FLAXDRM_DRIVER_NAME);
+	seq_printf(m, "drm-client-id:\t%llu\n", ffile->ctx->fence_context);
+	seq_printf(m, "drm-engine-engine:\t%llu ns\n",
+		   (u64)atomic64_read(&ffile->ctx->exec_ns));
+	seq_printf(m, "drm-memory-system:\t%llu KiB\n", bytes >> 10);
+}
+
 static const struct drm_ioctl_desc flaxdrm_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(FLAXDRM_GET_PARAM, flaxdrm_ioctl_get_param,
 			  DRM_RENDER_ALLOW),
@@ -200,6 +228,7 @@ static const struct file_operations flaxdrm_fops = {
 	.read = drm_read,
 	.llseek = noop_llseek,
 	.mmap = drm_gem_mmap,
+	.show_fdinfo = flaxdrm_show_fdinfo,
 };
 
 static const struct drm_driver flaxdrm_driver = {

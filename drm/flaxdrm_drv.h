@@ -75,6 +75,7 @@ struct flaxdrm_ctx {
 	u64 fence_context;	/* also the engine's context id */
 	u64 seqno;		/* engine_lock */
 	struct list_head running;	/* engine_lock: jobs in run order */
+	atomic64_t exec_ns;	/* engine time of the finished jobs */
 };
 
 struct flaxdrm_file {

@@ -346,6 +346,7 @@ int flaxdrm_ioctl_engine_complete(struct drm_device *dev, void *data,
 		if (job->job_id != args->job_id)
 			continue;
 		job->exec_ns = args->exec_ns;
+		atomic64_add(args->exec_ns, &job->ctx->exec_ns);
 		job_finish(fdev, job, args->status);
 		ret = 0;
 		break;

@@ -24,6 +24,7 @@ struct flaxdrm_ctx *flaxdrm_ctx_create(void)
 	kref_init(&ctx->ref);
 	ctx->fence_context = dma_fence_context_alloc(1);
 	INIT_LIST_HEAD(&ctx->running);
+	atomic64_set(&ctx->exec_ns, 0);
 	return ctx;
 }
 
