@@ -235,6 +235,8 @@ void DeviceImpl::pick_physical_device(const DeviceOptions& options)
 			  (props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ||
 			   props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU);
 
+	cpu_kernels_ = props_.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU && !options.disable_cpu_kernels;
+
 	info_.name = props_.deviceName;
 	info_.driver = std::string(p12.driverName) + " (" + p12.driverInfo + ")";
 	info_.api_version = props_.apiVersion;

@@ -28,6 +28,8 @@ public:
 	const VkPhysicalDeviceLimits& limits() const { return props_.limits; }
 	const VkPhysicalDeviceMemoryProperties& memory_properties() const { return mem_props_; }
 	VkPhysicalDeviceType type() const { return props_.deviceType; }
+	// Kernels may pick variants tuned for CPU devices (lavapipe).
+	bool cpu_kernels() const { return cpu_kernels_; }
 	uint32_t queue_family() const { return queue_family_; }
 
 	// Host-visible device-local memory is the normal case (CPU devices,
@@ -68,6 +70,7 @@ private:
 	VkPhysicalDeviceMemoryProperties mem_props_{};
 	bool has_push_descriptor_ext_ = false;
 	bool unified_memory_ = false;
+	bool cpu_kernels_ = false;
 	uint64_t timestamp_mask_ = 0;
 	PFN_vkCmdPushDescriptorSetKHR cmd_push_descriptor_set_ = nullptr;
 	std::mutex queue_mutex_;

@@ -129,7 +129,8 @@ rt::Error expect_error(F&& f)
 
 // Devices are created once per process and shared by the tests: the
 // default one, and one forced onto the fallback paths (pooled descriptor
-// sets, unmapped device buffers with staging copies).
+// sets, unmapped device buffers with staging copies, the GPU-style kernels
+// on a CPU device).
 rt::Device& device(bool fallback = false)
 {
 	static std::unique_ptr<rt::Device> dev[2];
@@ -137,6 +138,7 @@ rt::Device& device(bool fallback = false)
 		rt::DeviceOptions o;
 		o.disable_push_descriptors = fallback;
 		o.force_staging = fallback;
+		o.disable_cpu_kernels = fallback;
 		dev[fallback] = rt::Device::create(o);
 	}
 	return *dev[fallback];
@@ -229,8 +231,14 @@ INSTANTIATE_TEST_SUITE_P(
 		DenseCase{{2, 3, 4, 8}, 12, true},     // rank-4, vec4
 		DenseCase{{19}, 17, true},             // rank-1 input: M = 1
 		DenseCase{{1, 300}, 1000, true},       // one row, wide
-		DenseCase{{7, 13}, 29, true, true},    // fallback paths
-		DenseCase{{100, 36}, 20, true, true}),
+		DenseCase{{130, 36}, 100, true},       // CPU texel path: partial row and column tiles
+		DenseCase{{1, 64}, 8, true},           // CPU texel path: M = 1
+		DenseCase{{3, 5, 4}, 1028, false},     // CPU texel path: M = 15, N past one tile
+		DenseCase{{200, 1028}, 36, true},      // CPU texel path: long K
+		DenseCase{{7, 13}, 29, true, true},    // fallback paths (scalar tiles)
+		DenseCase{{100, 36}, 20, true, true},  // fallback paths (vec4 tiles)
+		DenseCase{{128, 256}, 64, false, true},
+		DenseCase{{257, 511}, 129, true, true}),
 	case_name);
 
 // ------------------------------------------------------------ relu

@@ -37,6 +37,7 @@ struct DeviceOptions {
 	// Testing knobs that force the fallback paths on any device.
 	bool disable_push_descriptors = false; // pooled descriptor sets
 	bool force_staging = false;            // device buffers unmapped, staging copies
+	bool disable_cpu_kernels = false;      // GPU-style kernels even on a CPU device
 };
 
 struct DeviceInfo {
