@@ -17,6 +17,7 @@
 #include <drm/drm_gem_shmem_helper.h>
 #include <drm/drm_ioctl.h>
 #include <drm/drm_prime.h>
+#include <drm/drm_print.h>
 
 #include "flaxdrm_drv.h"
 
@@ -161,6 +162,17 @@ static int flaxdrm_release(struct inode *inode, struct file *filp)
 	return drm_release(inode, filp);
 }
 
+#if defined(FLAXDRM_HAVE_DRM_SHOW_FDINFO)
+/* DRM usage stats: the core prints the driver, client id and memory */
+static void flaxdrm_show_fdinfo(struct drm_printer *p, struct drm_file *file)
+{
+	struct flaxdrm_file *ffile = file->driver_priv;
+
+	drm_printf(p, "drm-engine-engine:\t%llu ns\n",
+		   (u64)atomic64_read(&ffile->ctx->exec_ns));
+	drm_show_memory_stats(p, file);
+}
+#else
 static int flaxdrm_bo_bytes(int id, void *ptr, void *data)
 {
 	struct drm_gem_object *obj = ptr;
@@ -187,6 +199,7 @@ static void flaxdrm_show_fdinfo(struct seq_file *m, struct file *filp)
 		   (u64)atomic64_read(&ffile->ctx->exec_ns));
 	seq_printf(m, "drm-memory-system:\t%llu KiB\n", bytes >> 10);
 }
+#endif
 
 static const struct drm_ioctl_desc flaxdrm_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(FLAXDRM_GET_PARAM, flaxdrm_ioctl_get_param,
@@ -228,7 +241,11 @@ static const struct file_operations flaxdrm_fops = {
 	.read = drm_read,
 	.llseek = noop_llseek,
 	.mmap = drm_gem_mmap,
+#if defined(FLAXDRM_HAVE_DRM_SHOW_FDINFO)
+	.show_fdinfo = drm_show_fdinfo,
+#else
 	.show_fdinfo = flaxdrm_show_fdinfo,
+#endif
 };
 
 static const struct drm_driver flaxdrm_driver = {
@@ -239,10 +256,15 @@ static const struct drm_driver flaxdrm_driver = {
 	.ioctls = flaxdrm_ioctls,
 	.num_ioctls = ARRAY_SIZE(flaxdrm_ioctls),
 	.fops = &flaxdrm_fops,
+	.gem_prime_import_sg_table = drm_gem_shmem_prime_import_sg_table,
+#if defined(FLAXDRM_HAVE_GEM_PRIME_MMAP)
 	.prime_handle_to_fd = drm_gem_prime_handle_to_fd,
 	.prime_fd_to_handle = drm_gem_prime_fd_to_handle,
-	.gem_prime_import_sg_table = drm_gem_shmem_prime_import_sg_table,
 	.gem_prime_mmap = drm_gem_prime_mmap,
+#endif
+#if defined(FLAXDRM_HAVE_DRM_SHOW_FDINFO)
+	.show_fdinfo = flaxdrm_show_fdinfo,
+#endif
 	.name = FLAXDRM_DRIVER_NAME,
 	.desc = FLAXDRM_DRIVER_DESC,
 	.date = FLAXDRM_DRIVER_DATE,

@@ -98,6 +98,7 @@ static const struct drm_sched_backend_ops flaxdrm_sched_ops = {
 
 int flaxdrm_sched_init(struct flaxdrm_device *fdev)
 {
+#if defined(FLAXDRM_HAVE_SCHED_INIT_ARGS)
 	const struct drm_sched_init_args args = {
 		.ops = &flaxdrm_sched_ops,
 		.credit_limit = FLAXDRM_HW_JOBS,
@@ -108,6 +109,16 @@ int flaxdrm_sched_init(struct flaxdrm_device *fdev)
 	};
 
 	return drm_sched_init(&fdev->sched, &args);
+#elif defined(FLAXDRM_HAVE_SCHED_SUBMIT_WQ)
+	return drm_sched_init(&fdev->sched, &flaxdrm_sched_ops, NULL,
+			      DRM_SCHED_PRIORITY_COUNT, FLAXDRM_HW_JOBS, 0,
+			      MAX_SCHEDULE_TIMEOUT, NULL, NULL,
+			      FLAXDRM_DRIVER_NAME, fdev->drm.dev);
+#else
+	return drm_sched_init(&fdev->sched, &flaxdrm_sched_ops, FLAXDRM_HW_JOBS,
+			      0, MAX_SCHEDULE_TIMEOUT, NULL, NULL,
+			      FLAXDRM_DRIVER_NAME, fdev->drm.dev);
+#endif
 }
 
 static bool jobs_idle(struct flaxdrm_device *fdev)
@@ -456,7 +467,14 @@ int flaxdrm_ioctl_submit(struct drm_device *dev, void *data,
 		goto err_job;
 	}
 
+#if defined(FLAXDRM_HAVE_SCHED_JOB_CLIENT_ID)
+	ret = drm_sched_job_init(&job->base, &ffile->entity, 1, ffile,
+				 file->client_id);
+#elif defined(FLAXDRM_HAVE_SCHED_JOB_CREDITS)
+	ret = drm_sched_job_init(&job->base, &ffile->entity, 1, ffile);
+#else
 	ret = drm_sched_job_init(&job->base, &ffile->entity, ffile);
+#endif
 	if (ret)
 		goto err_job;
 	sched_init = true;
