@@ -1,5 +1,7 @@
 // The `drm` device: the kernel path through libflaxdrm and the render node.
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -14,6 +16,16 @@ namespace flaxdrm {
 namespace {
 
 constexpr uint64_t kVarAlign = 256;
+
+// FLAXDRM_DEBUG=1 logs every job to stderr.
+bool debug()
+{
+	static const bool on = [] {
+		const char* v = std::getenv("FLAXDRM_DEBUG");
+		return v && *v && std::string(v) != "0";
+	}();
+	return on;
+}
 
 struct DrmConn {
 	int fd = -1;
@@ -154,7 +166,7 @@ private:
 
 	void create_module(const Module& m, const Module* parent)
 	{
-		uint32_t kind;
+		uint32_t kind = FLAXDRM_KIND_MODULE;
 		std::string class_name;
 		switch (m.kind) {
 		case ModuleKind::Compact:
@@ -257,6 +269,9 @@ private:
 			c_->fail(std::string("waiting for the ") + what + " job failed", ret);
 		int status = 0;
 		ret = flaxdrm_syncobj_status(c_->fd, syncobj_, &status);
+		if (debug())
+			std::fprintf(stderr, "flaxdrm: %s job %llu: %.3f ms, status %d (read: %d)\n", what,
+				     static_cast<unsigned long long>(s.job_id), (detail::now_ns() - t0) / 1e6, status, ret);
 		if (ret)
 			c_->fail(std::string("cannot read the status of the ") + what + " job", ret);
 		if (status < 0)

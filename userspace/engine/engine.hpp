@@ -29,6 +29,9 @@ struct JobResult {
 // maps its BOs through `fd`, runs it, unmaps. Never throws.
 JobResult run_job(int fd, rt::Executor& executor, std::span<const uint8_t> buffer);
 
+// Compiles the common pipelines by running tiny programs (before attaching).
+void warm_up(rt::Executor& executor);
+
 // The fetch/run/complete loop until `stop` is set. Returns the exit code.
 int serve(int fd, rt::Executor& executor, const std::atomic<bool>& stop);
 

@@ -1,4 +1,4 @@
-// flaxdrm-engine [--node PATH] [--ready-file PATH] [--vulkan-device NAME] [-v]
+// flaxdrm-engine [--node PATH] [--ready-file PATH] [--vulkan-device NAME] [--warm-up] [-v]
 //
 // The trusted engine daemon: opens the flaxdrm primary node, attaches as
 // its engine (root/CAP_SYS_ADMIN), then fetches setup/call/cleanup jobs and
@@ -30,10 +30,12 @@ void on_signal(int)
 void usage(FILE* f)
 {
 	std::fprintf(f,
-		     "usage: flaxdrm-engine [--node PATH] [--ready-file PATH] [--vulkan-device NAME] [-v]\n"
+		     "usage: flaxdrm-engine [--node PATH] [--ready-file PATH] [--vulkan-device NAME] [--warm-up] [-v]\n"
 		     "  --node PATH           flaxdrm primary node (default: found by driver name)\n"
 		     "  --ready-file PATH     written once attached, for harnesses to wait on\n"
 		     "  --vulkan-device NAME  prefer the Vulkan device whose name contains NAME\n"
+		     "  --warm-up             compile the common pipelines before attaching (slow\n"
+		     "                        shader compilers: lavapipe under emulation)\n"
 		     "  -v, --verbose         log every job to stderr\n");
 }
 
@@ -54,6 +56,7 @@ bool write_ready_file(const std::string& path, const std::string& node, const st
 int main(int argc, char** argv)
 {
 	std::string node, ready_file, vulkan_device;
+	bool warm = false;
 	for (int i = 1; i < argc; i++) {
 		std::string a = argv[i];
 		auto value = [&](const char* opt) -> std::string {
@@ -69,6 +72,8 @@ int main(int argc, char** argv)
 			ready_file = value("--ready-file");
 		else if (a == "--vulkan-device")
 			vulkan_device = value("--vulkan-device");
+		else if (a == "--warm-up")
+			warm = true;
 		else if (a == "-v" || a == "--verbose")
 			engine::verbose = true;
 		else if (a == "-h" || a == "--help") {
@@ -123,6 +128,9 @@ int main(int argc, char** argv)
 		flaxdrm_close(fd);
 		return 1;
 	}
+
+	if (warm)
+		engine::warm_up(*executor);
 
 	ret = flaxdrm_engine_attach(fd);
 	if (ret) {
