@@ -43,11 +43,9 @@ mount_fs tmpfs tmpfs /tmp mode=1777,nosuid,nodev
 mount_fs devpts devpts /dev/pts gid=5,mode=620,ptmxmode=666
 mount_fs tmpfs tmpfs /dev/shm mode=1777,nosuid,nodev
 mount_fs debugfs debugfs /sys/kernel/debug mode=0700
-ln -sf /proc/self/fd /dev/fd 2>/dev/null
-ln -sf /proc/self/fd/0 /dev/stdin 2>/dev/null
-ln -sf /proc/self/fd/1 /dev/stdout 2>/dev/null
-ln -sf /proc/self/fd/2 /dev/stderr 2>/dev/null
-hostname flaxdrm-vm 2>/dev/null
+ln -s /proc/self/fd /dev/fd && ln -s /proc/self/fd/0 /dev/stdin &&
+	ln -s /proc/self/fd/1 /dev/stdout && ln -s /proc/self/fd/2 /dev/stderr
+echo flaxdrm-vm >/proc/sys/kernel/hostname
 
 # The current directory of the host, read-write at the same path. The host's
 # files there are mostly root's, so with FVM_CWD_MODE=bindfs the 9p mount is
@@ -59,6 +57,7 @@ cwd_fail() {
 	put setup_failed "mount-cwd"
 	poweroff_now
 }
+mkdir -p "$FVM_CWD" 2>/dev/null # exists on the host root, unless under /tmp or /run
 if [ "$FVM_CWD_MODE" = bindfs ]; then
 	mkdir -p /run/flaxdrm-vm-cwd
 	mount -t 9p -o "$FVM_CWD_OPTS" cwd /run/flaxdrm-vm-cwd || cwd_fail 9p
@@ -119,7 +118,6 @@ if [ -n "$FVM_KMOD" ]; then
 	if [ $ok = 1 ] && insmod "$FVM_KMOD"; then
 		kmod_loaded=1
 		put kmod loaded
-		udevadm settle >/dev/null 2>&1
 		# Debian's udev rules: card* root:video 0660, renderD* root:render 0666.
 		for n in /dev/dri/card*; do
 			[ -e "$n" ] && chown root:video "$n" && chmod 0660 "$n"
