@@ -241,6 +241,10 @@ static const struct file_operations flaxdrm_fops = {
 	.read = drm_read,
 	.llseek = noop_llseek,
 	.mmap = drm_gem_mmap,
+#ifdef FOP_UNSIGNED_OFFSET
+	/* DRM's fake mmap offsets do not fit a signed loff_t */
+	.fop_flags = FOP_UNSIGNED_OFFSET,
+#endif
 #if defined(FLAXDRM_HAVE_DRM_SHOW_FDINFO)
 	.show_fdinfo = drm_show_fdinfo,
 #else
