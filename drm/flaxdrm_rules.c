@@ -5,7 +5,7 @@
  * errno values, so it builds on both sides unchanged.
  */
 #include <linux/errno.h>
-#include "flaxdrm_rules.h"
+#include "flaxdrm_rules_ops.h"
 
 __u32 flaxdrm_dtype_size(__u32 dtype)
 {
@@ -89,15 +89,66 @@ int flaxdrm_check_tensor(const struct drm_flaxdrm_tensor *t)
 
 struct op_rule {
 	const char *name;
-	__u8 layer;
+	__u32 module_kinds;	/* layer ops: bitmask of module kinds; else 0 */
 	__u8 min_inputs;
 	__u8 max_inputs;
-	__u8 num_outputs;
+	__u8 min_outputs;
+	__u8 max_outputs;
+	flaxdrm_shape_rule check;
 };
 
+#define KIND(k)		(1u << FLAXDRM_KIND_##k)
+/* a plain op with one output */
+#define PLAIN(name, min_in, max_in, check) \
+	{ name, 0, min_in, max_in, 1, 1, check }
+
 static const struct op_rule op_rules[FLAXDRM_OP_COUNT] = {
-	[FLAXDRM_OP_DENSE] = { "Dense", 1, 2, 3, 1 },
-	[FLAXDRM_OP_RELU] = { "relu", 0, 1, 1, 1 },
+	[FLAXDRM_OP_DENSE] = { "Dense", KIND(DENSE) | KIND(DENSE_GENERAL),
+			       2, 3, 1, 1, flaxdrm_rule_dense },
+	[FLAXDRM_OP_ATTEND] = { "Embed.attend", KIND(EMBED), 2, 2, 1, 1,
+				flaxdrm_rule_attend },
+	[FLAXDRM_OP_EMBED] = { "Embed", KIND(EMBED), 2, 2, 1, 1,
+			       flaxdrm_rule_embed },
+	[FLAXDRM_OP_MATMUL] = PLAIN("matmul", 2, 2, flaxdrm_rule_matmul),
+	[FLAXDRM_OP_CONV] = { "Conv", KIND(CONV) | KIND(CONV_TRANSPOSE),
+			      2, 3, 1, 1, flaxdrm_rule_conv },
+	[FLAXDRM_OP_AVG_POOL] = PLAIN("avg_pool", 1, 1, flaxdrm_rule_pool),
+	[FLAXDRM_OP_MAX_POOL] = PLAIN("max_pool", 1, 1, flaxdrm_rule_pool),
+	[FLAXDRM_OP_LAYER_NORM] = { "LayerNorm", KIND(LAYER_NORM), 1, 3, 1, 1,
+				    flaxdrm_rule_layer_norm },
+	[FLAXDRM_OP_RMS_NORM] = { "RMSNorm", KIND(RMS_NORM), 1, 2, 1, 1,
+				  flaxdrm_rule_layer_norm },
+	[FLAXDRM_OP_GROUP_NORM] = { "GroupNorm", KIND(GROUP_NORM), 1, 3, 1, 1,
+				    flaxdrm_rule_group_norm },
+	[FLAXDRM_OP_BATCH_NORM] = { "BatchNorm", KIND(BATCH_NORM), 3, 5, 1, 3,
+				    flaxdrm_rule_batch_norm },
+	[FLAXDRM_OP_ATTENTION] = { "dot_product_attention", 0, 3, 4, 1, 1,
+				   flaxdrm_rule_attention },
+	[FLAXDRM_OP_ADD] = PLAIN("add", 2, 2, flaxdrm_rule_binary),
+	[FLAXDRM_OP_SUB] = PLAIN("subtract", 2, 2, flaxdrm_rule_binary),
+	[FLAXDRM_OP_MUL] = PLAIN("multiply", 2, 2, flaxdrm_rule_binary),
+	[FLAXDRM_OP_DIV] = PLAIN("divide", 2, 2, flaxdrm_rule_binary),
+	[FLAXDRM_OP_MAXIMUM] = PLAIN("maximum", 2, 2, flaxdrm_rule_binary),
+	[FLAXDRM_OP_MINIMUM] = PLAIN("minimum", 2, 2, flaxdrm_rule_binary),
+	[FLAXDRM_OP_RELU] = PLAIN("relu", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_GELU] = PLAIN("gelu", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_SILU] = PLAIN("silu", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_SIGMOID] = PLAIN("sigmoid", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_TANH] = PLAIN("tanh", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_ELU] = PLAIN("elu", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_LEAKY_RELU] = PLAIN("leaky_relu", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_SOFTPLUS] = PLAIN("softplus", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_SOFTMAX] = PLAIN("softmax", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_LOG_SOFTMAX] = PLAIN("log_softmax", 1, 1, flaxdrm_rule_unary),
+	[FLAXDRM_OP_DROPOUT] = PLAIN("Dropout", 1, 1, flaxdrm_rule_dropout),
+	[FLAXDRM_OP_REDUCE_SUM] = PLAIN("sum", 1, 1, flaxdrm_rule_reduce),
+	[FLAXDRM_OP_REDUCE_MEAN] = PLAIN("mean", 1, 1, flaxdrm_rule_reduce),
+	[FLAXDRM_OP_REDUCE_MAX] = PLAIN("max", 1, 1, flaxdrm_rule_reduce),
+	[FLAXDRM_OP_RESHAPE] = PLAIN("reshape", 1, 1, flaxdrm_rule_reshape),
+	[FLAXDRM_OP_TRANSPOSE] = PLAIN("transpose", 1, 1, flaxdrm_rule_transpose),
+	[FLAXDRM_OP_CONCAT] = { "concatenate", 0, 1, FLAXDRM_MAX_OP_INPUTS,
+				1, 1, flaxdrm_rule_concat },
+	[FLAXDRM_OP_SLICE] = PLAIN("slice", 1, 1, flaxdrm_rule_slice),
 };
 
 static const struct op_rule *op_rule(__u32 opcode)
@@ -111,7 +162,14 @@ int flaxdrm_op_is_layer(__u32 opcode)
 {
 	const struct op_rule *r = op_rule(opcode);
 
-	return r && r->layer;
+	return r && r->module_kinds;
+}
+
+__u32 flaxdrm_op_module_kinds(__u32 opcode)
+{
+	const struct op_rule *r = op_rule(opcode);
+
+	return r ? r->module_kinds : 0;
 }
 
 const char *flaxdrm_op_name(__u32 opcode)
@@ -121,62 +179,33 @@ const char *flaxdrm_op_name(__u32 opcode)
 	return r ? r->name : "unknown";
 }
 
-static int same_shape(const struct drm_flaxdrm_tensor *a,
-		      const struct drm_flaxdrm_tensor *b)
+int rule_attrs_zero_from(const struct drm_flaxdrm_op *op, __u32 from)
 {
 	__u32 i;
 
-	if (a->dtype != b->dtype || a->rank != b->rank)
-		return 0;
-	for (i = 0; i < a->rank; i++)
-		if (a->dims[i] != b->dims[i])
+	for (i = from; i < FLAXDRM_MAX_OP_ATTRS; i++)
+		if (op->attrs[i])
 			return 0;
 	return 1;
 }
 
-/*
- * Infers the op's output against the declared output tensor. Returns the
- * index (within the op's operands, inputs first) of the operand at fault,
- * or -1 when the shapes follow the rule.
- */
-static int check_op_shapes(const struct drm_flaxdrm_op *op,
-			   const struct drm_flaxdrm_tensor *t)
+int rule_same_shape(const struct drm_flaxdrm_tensor *a,
+		    const struct drm_flaxdrm_tensor *b)
 {
-	const struct drm_flaxdrm_tensor *x, *w, *b, *y;
+	return rule_shape_is(b, a->dtype, a->rank, a->dims);
+}
+
+int rule_shape_is(const struct drm_flaxdrm_tensor *y, __u32 dtype,
+		  __u32 rank, const __u32 *dims)
+{
 	__u32 i;
 
-	switch (op->opcode) {
-	case FLAXDRM_OP_DENSE:
-		/* x[..., K] @ kernel[K, N] (+ bias[N]) -> y[..., N] */
-		x = &t[op->inputs[0]];
-		w = &t[op->inputs[1]];
-		y = &t[op->outputs[0]];
-		if (x->rank < 1 || x->dtype != FLAXDRM_DTYPE_F32)
-			return 0;
-		if (w->rank != 2 || w->dtype != x->dtype ||
-		    w->dims[0] != x->dims[x->rank - 1])
-			return 1;
-		if (op->num_inputs == 3) {
-			b = &t[op->inputs[2]];
-			if (b->rank != 1 || b->dtype != x->dtype ||
-			    b->dims[0] != w->dims[1])
-				return 2;
-		}
-		if (y->dtype != x->dtype || y->rank != x->rank ||
-		    y->dims[x->rank - 1] != w->dims[1])
-			return op->num_inputs;
-		for (i = 0; i + 1 < x->rank; i++)
-			if (y->dims[i] != x->dims[i])
-				return op->num_inputs;
-		return -1;
-	case FLAXDRM_OP_RELU:
-		x = &t[op->inputs[0]];
-		if (x->dtype != FLAXDRM_DTYPE_F32)
-			return 0;
-		return same_shape(x, &t[op->outputs[0]]) ? -1 : 1;
-	default:
+	if (y->dtype != dtype || y->rank != rank)
 		return 0;
-	}
+	for (i = 0; i < rank; i++)
+		if (y->dims[i] != dims[i])
+			return 0;
+	return 1;
 }
 
 /* Tensor state while walking the ops in order. */
@@ -197,9 +226,10 @@ static int check_operands(const struct drm_flaxdrm_op *op, __u32 index,
 	__u32 i;
 
 	if (op->num_inputs < r->min_inputs || op->num_inputs > r->max_inputs ||
-	    op->num_outputs != r->num_outputs)
+	    op->num_outputs < r->min_outputs ||
+	    op->num_outputs > r->max_outputs)
 		return fail(bad_op, bad_tensor, index, FLAXDRM_INDEX_NONE);
-	if (!!r->layer != !!op->module)
+	if (!r->module_kinds != !op->module)
 		return fail(bad_op, bad_tensor, index, FLAXDRM_INDEX_NONE);
 	for (i = 0; i < FLAXDRM_MAX_OP_INPUTS; i++) {
 		if (i >= op->num_inputs ? op->inputs[i] != 0 :
@@ -213,11 +243,6 @@ static int check_operands(const struct drm_flaxdrm_op *op, __u32 index,
 			return fail(bad_op, bad_tensor, index,
 				    FLAXDRM_INDEX_NONE);
 	}
-	/* no opcode defines attributes yet */
-	for (i = 0; i < FLAXDRM_MAX_OP_ATTRS; i++)
-		if (op->attrs[i])
-			return fail(bad_op, bad_tensor, index,
-				    FLAXDRM_INDEX_NONE);
 	return 0;
 }
 
@@ -262,7 +287,9 @@ int flaxdrm_check_program(const struct drm_flaxdrm_tensor *tensors,
 			    (state[o] & T_WRITTEN))
 				return fail(bad_op, bad_tensor, i, o);
 		}
-		bad = check_op_shapes(op, tensors);
+		bad = r->check(op, tensors);
+		if (bad == FLAXDRM_RULE_BAD_ATTRS)
+			return fail(bad_op, bad_tensor, i, FLAXDRM_INDEX_NONE);
 		if (bad >= 0)
 			return fail(bad_op, bad_tensor, i,
 				    (__u32)bad < op->num_inputs ?

@@ -57,6 +57,12 @@ int flaxdrm_check_program(const struct drm_flaxdrm_tensor *tensors,
 /* Whether an opcode is a layer op (needs a module). */
 int flaxdrm_op_is_layer(__u32 opcode);
 
+/*
+ * Bitmask (1 << enum flaxdrm_module_kind) of the module kinds a layer op
+ * may belong to; 0 for plain ops and unknown opcodes.
+ */
+__u32 flaxdrm_op_module_kinds(__u32 opcode);
+
 /* Flax class name of an opcode, for messages ("Dense", "relu", ...). */
 const char *flaxdrm_op_name(__u32 opcode);
 

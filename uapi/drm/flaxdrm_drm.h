@@ -187,17 +187,116 @@ struct drm_flaxdrm_tensor {
 };
 
 /*
- * Opcodes. Layer ops name the module they belong to; plain ops have
- * module == 0. Inputs and outputs are tensor indices. Attributes are
- * opcode-specific 32-bit words (floats as IEEE-754 bit patterns).
+ * Opcodes. Layer ops name the module they belong to (its variables are
+ * ordinary VARIABLE operands); plain ops have module == 0. Inputs and
+ * outputs are tensor indices. Attributes are opcode-specific 32-bit words,
+ * floats as IEEE-754 binary32 bit patterns; unused words must be zero.
+ * Spatial ops take channels-last (NHWC) inputs and HWIO kernels, as Flax.
+ * Every output's dtype and dims must equal what the op's rule infers.
  */
 enum flaxdrm_opcode {
-	/* y = x @ kernel (+ bias); in: x[..., K], kernel[K, N], [bias[N]] */
-	FLAXDRM_OP_DENSE = 1,
-	/* elementwise, out has the input's shape */
-	FLAXDRM_OP_RELU = 2,
+	/*
+	 * Dense and DenseGeneral: x[..., k1..kn] @ kernel[k1..kn, f1..fm]
+	 * (+ bias[f1..fm]) -> y[..., f1..fm]. attrs[0]: n, the number of
+	 * contracted trailing axes of x (0 means 1).
+	 */
+	FLAXDRM_OP_DENSE = 0x01,
+	FLAXDRM_OP_RELU = 0x02,		/* elementwise unary, same shape */
+	/* Embed.attend: q[..., F] @ table[N, F]^T -> [..., N] */
+	FLAXDRM_OP_ATTEND = 0x03,
+	/*
+	 * Embed lookup: indices (I32, any shape) and table[N, F] ->
+	 * [indices..., F]; an index outside [0, N) gives NaN (JAX's fill).
+	 */
+	FLAXDRM_OP_EMBED = 0x04,
+	/*
+	 * a[..., M, K] @ b[..., K, N] -> [..., M, N] with NumPy broadcasting
+	 * of the batch dims. attrs[0]: bit 0 transposes a, bit 1 transposes b.
+	 */
+	FLAXDRM_OP_MATMUL = 0x05,
+	/*
+	 * Conv and ConvTranspose (as lax.conv_general_dilated):
+	 * x[N, H, W, C], kernel[KH, KW, C / groups, F], [bias[F]] ->
+	 * y[N, OH, OW, F]. attrs: [0..1] strides (h, w), [2..3] input
+	 * dilation, [4..5] kernel dilation, [6] feature_group_count (all >= 1),
+	 * [7] padding mode (FLAXDRM_PAD_*), [8..11] padding top, bottom, left,
+	 * right. OH = (dilated H + top + bottom - dilated KH) / stride_h + 1.
+	 */
+	FLAXDRM_OP_CONV = 0x06,
+	/*
+	 * Pooling over x[N, H, W, C]: attrs [0..1] window, [2..3] strides,
+	 * [4..7] padding top, bottom, left, right; AVG_POOL attrs[8]:
+	 * count_include_pad (Flax's default is 1). Max pool pads with -inf.
+	 */
+	FLAXDRM_OP_AVG_POOL = 0x07,
+	FLAXDRM_OP_MAX_POOL = 0x08,
+	/*
+	 * Normalisation. attrs[0]: epsilon; attrs[2]: FLAXDRM_NORM_* flags
+	 * saying which optional operands follow x, in the order scale, bias.
+	 * LAYER_NORM, RMS_NORM: statistics over the last attrs[1] axes (0
+	 * means 1), scale/bias shaped like the last axis.
+	 * GROUP_NORM: x[N, ..., C], attrs[1] groups dividing C, statistics per
+	 * sample and group, scale/bias[C].
+	 * BATCH_NORM: x[..., C], mean[C], var[C], [scale[C]], [bias[C]] -> y;
+	 * with FLAXDRM_NORM_TRAINING it also writes outputs new_mean[C] and
+	 * new_var[C] (momentum in attrs[1]) from the biased batch statistics,
+	 * which normalise y.
+	 */
+	FLAXDRM_OP_LAYER_NORM = 0x09,
+	FLAXDRM_OP_RMS_NORM = 0x0a,
+	FLAXDRM_OP_GROUP_NORM = 0x0b,
+	FLAXDRM_OP_BATCH_NORM = 0x0c,
+	/*
+	 * Scaled dot-product attention: q[B, Lq, H, D], k[B, Lk, H, D],
+	 * v[B, Lk, H, Dv], [mask (I32, non-zero keeps) broadcastable to
+	 * [B, H, Lq, Lk]] -> [B, Lq, H, Dv]. attrs[0]: FLAXDRM_ATTN_* flags;
+	 * attrs[1]: scale (0.0f means 1/sqrt(D)). Masked logits take the
+	 * lowest f32 value, as Flax does.
+	 */
+	FLAXDRM_OP_ATTENTION = 0x0d,
+	/* binary elementwise with NumPy broadcasting */
+	FLAXDRM_OP_ADD = 0x10,
+	FLAXDRM_OP_SUB = 0x11,
+	FLAXDRM_OP_MUL = 0x12,
+	FLAXDRM_OP_DIV = 0x13,
+	FLAXDRM_OP_MAXIMUM = 0x14,
+	FLAXDRM_OP_MINIMUM = 0x15,
+	/* unary elementwise, same shape */
+	FLAXDRM_OP_GELU = 0x20,		/* attrs[0]: 1 tanh approximation, 0 exact */
+	FLAXDRM_OP_SILU = 0x21,
+	FLAXDRM_OP_SIGMOID = 0x22,
+	FLAXDRM_OP_TANH = 0x23,
+	FLAXDRM_OP_ELU = 0x24,		/* attrs[0]: alpha */
+	FLAXDRM_OP_LEAKY_RELU = 0x25,	/* attrs[0]: negative slope */
+	FLAXDRM_OP_SOFTPLUS = 0x26,
+	FLAXDRM_OP_SOFTMAX = 0x27,	/* over the last axis */
+	FLAXDRM_OP_LOG_SOFTMAX = 0x28,	/* over the last axis */
+	/*
+	 * Dropout: keeps with probability 1 - rate and scales by
+	 * 1 / (1 - rate). attrs[0]: rate; attrs[1..2]: seed (low, high).
+	 */
+	FLAXDRM_OP_DROPOUT = 0x29,
+	/* reductions: attrs[0] bitmask of axes, attrs[1] keepdims */
+	FLAXDRM_OP_REDUCE_SUM = 0x30,
+	FLAXDRM_OP_REDUCE_MEAN = 0x31,
+	FLAXDRM_OP_REDUCE_MAX = 0x32,
+	/* layout */
+	FLAXDRM_OP_RESHAPE = 0x38,	/* same element count, a view */
+	FLAXDRM_OP_TRANSPOSE = 0x39,	/* attrs[0..rank-1]: permutation */
+	FLAXDRM_OP_CONCAT = 0x3a,	/* 1..8 inputs; attrs[0]: axis */
+	FLAXDRM_OP_SLICE = 0x3b,	/* attrs[0..rank-1]: start; size from y */
 	FLAXDRM_OP_COUNT
 };
+
+#define FLAXDRM_PAD_ZERO	0x0
+#define FLAXDRM_PAD_CIRCULAR	0x1
+
+#define FLAXDRM_NORM_SCALE	0x1u
+#define FLAXDRM_NORM_BIAS	0x2u
+#define FLAXDRM_NORM_TRAINING	0x4u	/* BATCH_NORM only */
+
+#define FLAXDRM_ATTN_CAUSAL	0x1u
+#define FLAXDRM_ATTN_MASK	0x2u	/* a mask operand follows v */
 
 struct drm_flaxdrm_op {
 	__u32 opcode;		/* enum flaxdrm_opcode */
