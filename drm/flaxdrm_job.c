@@ -101,6 +101,9 @@ int flaxdrm_sched_init(struct flaxdrm_device *fdev)
 #if defined(FLAXDRM_HAVE_SCHED_INIT_ARGS)
 	const struct drm_sched_init_args args = {
 		.ops = &flaxdrm_sched_ops,
+#if defined(FLAXDRM_HAVE_SCHED_ARGS_NUM_RQS)
+		.num_rqs = DRM_SCHED_PRIORITY_COUNT,
+#endif
 		.credit_limit = FLAXDRM_HW_JOBS,
 		.hang_limit = 0,
 		.timeout = MAX_SCHEDULE_TIMEOUT,
