@@ -41,7 +41,9 @@
 #   124  the VM ran into --timeout
 #   125  harness usage or host-side error (no kernel, qemu failed to start)
 # The serial console goes to build/vm/last-console.log, the guest's full
-# dmesg to build/vm/last-dmesg.log; on failure their relevant part is printed.
+# dmesg to build/vm/last-dmesg.log, the engine's output to
+# build/vm/last-engine.log, CMD's output to build/vm/last-output.log; on
+# failure the relevant part is printed.
 set -u -o pipefail
 
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -200,6 +202,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 install -m 0644 "$SELF_DIR/guest.sh" "$rundir/guest.sh"
+# A snapshot of the module, so that a rebuild during the boot cannot hand the
+# guest a half-written file; the guest loads /run/flaxdrm-vm/flaxdrm.ko.
+kmod_guest=
+if [ -n "$kmod" ]; then
+	cp "$kmod" "$rundir/flaxdrm.ko" || { err "cannot copy $kmod"; exit 125; }
+	kmod_guest=/run/flaxdrm-vm/flaxdrm.ko
+	say "flaxdrm.ko: $kmod ($(date -r "$kmod" '+%F %T'))"
+fi
 video_gid=$(getent group video | cut -d: -f3)
 {
 	printf 'FVM_CWD=%q\n' "$cwd"
@@ -209,7 +219,7 @@ video_gid=$(getent group video | cut -d: -f3)
 	printf 'FVM_USER=%q\n' flaxtest
 	printf 'FVM_GROUP_NAMES=%q\n' video
 	printf 'FVM_GROUP_IDS=%q\n' "${video_gid:-44}"
-	printf 'FVM_KMOD=%q\n' "$kmod"
+	printf 'FVM_KMOD=%q\n' "$kmod_guest"
 	printf 'FVM_ENGINE=%q\n' "$engine_bin"
 	printf 'FVM_ENGINE_ARGS=%q\n' "${FLAXDRM_VM_ENGINE_ARGS:-}"
 	printf 'FVM_ENGINE_TIMEOUT=%q\n' "${FLAXDRM_VM_ENGINE_TIMEOUT:-180}"
@@ -254,6 +264,12 @@ elapsed=$(printf '%.1f' "$elapsed")
 
 # ---------------------------------------------------------------- verdict
 cp -f "$console" "$VMDIR/last-console.log" 2>/dev/null
+cp -f "$rundir/output.log" "$VMDIR/last-output.log" 2>/dev/null
+if [ -f "$rundir/engine.log" ]; then
+	cp -f "$rundir/engine.log" "$VMDIR/last-engine.log"
+else
+	rm -f "$VMDIR/last-engine.log"
+fi
 if [ -f "$rundir/dmesg.log" ]; then
 	cp -f "$rundir/dmesg.log" "$VMDIR/last-dmesg.log"
 else
