@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine.hpp"
+#include "flaxdrm/engine.hpp"
 #include "flaxdrm/flaxdrm.h"
 
 namespace flaxdrm::engine {

@@ -14,7 +14,7 @@
 
 #include <unistd.h>
 
-#include "engine.hpp"
+#include "flaxdrm/engine.hpp"
 #include "flaxdrm/flaxdrm.h"
 #include "flaxdrm_rules.h"
 

@@ -13,7 +13,7 @@
 
 #include <unistd.h>
 
-#include "engine.hpp"
+#include "flaxdrm/engine.hpp"
 #include "flaxdrm/flaxdrm.h"
 
 using namespace flaxdrm;

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "engine.hpp"
+#include "flaxdrm/engine.hpp"
 
 namespace flaxdrm::engine {
 
