@@ -13,11 +13,6 @@
 #include "flaxdrm_drv.h"
 #include "flaxdrm_rules.h"
 
-/* The module kind a layer op must belong to. */
-static const u32 flaxdrm_op_kind[FLAXDRM_OP_COUNT] = {
-	[FLAXDRM_OP_DENSE] = FLAXDRM_KIND_DENSE,
-};
-
 static void program_free(struct flaxdrm_program *prog)
 {
 	u32 i;
@@ -79,8 +74,9 @@ static int program_resolve(struct flaxdrm_file *ffile,
 		m = flaxdrm_module_lookup(ffile, op->module);
 		if (!m)
 			return -ENOENT;
+		/* under the root, and of a kind the op belongs to */
 		if (!flaxdrm_module_is_under(m, prog->root) ||
-		    m->kind != flaxdrm_op_kind[op->opcode]) {
+		    !(flaxdrm_op_module_kinds(op->opcode) & (1u << m->kind))) {
 			*bad_op = i;
 			return -EINVAL;
 		}
