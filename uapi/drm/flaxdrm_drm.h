@@ -112,7 +112,12 @@ struct drm_flaxdrm_module_create {
 	/*
 	 * in/out: the module's name in its parent. Empty asks for Flax's
 	 * auto-name (<class>_<n>, one counter per class in the parent); the
-	 * chosen name is written back. Must be empty for a root.
+	 * chosen name is written back. Must be empty for a root. A name holds
+	 * no '/' and is zero-filled after its NUL. A name (given or automatic)
+	 * already used in the parent is EEXIST; like Flax, an automatic name
+	 * that is taken still consumes its counter value, and counters never
+	 * go back (destroying Dense_0 does not make the next one Dense_0).
+	 * Trees are at most 64 levels deep (EINVAL).
 	 */
 	char name[FLAXDRM_NAME_LEN];
 	/* in: class name for FLAXDRM_KIND_MODULE, must be empty otherwise */
@@ -122,12 +127,22 @@ struct drm_flaxdrm_module_create {
 	__u32 pad;		/* must be zero */
 };
 
+/*
+ * Destroying a module destroys its subtree and drops its variables' BO
+ * references. Programs naming a destroyed module stay allocated but are
+ * refused at SUBMIT with ENOENT; jobs already submitted are not affected.
+ */
 struct drm_flaxdrm_module_destroy {
 	__u32 handle;	/* in: destroys the module and its whole subtree */
 	__u32 pad;	/* must be zero */
 };
 
-/* Reads a module's name, path, kind and tree links. */
+/*
+ * Reads a module's name, path, kind and tree links. The path is the
+ * '/'-joined names below the root ("Block_0/Dense_1"; "" for a root).
+ * With path == 0 only path_size is set; a buffer smaller than path_size
+ * is ENOSPC (path_size still set), as for ENGINE_FETCH.
+ */
 struct drm_flaxdrm_module_query {
 	__u32 handle;		/* in */
 	__u32 pad;		/* must be zero */
@@ -152,7 +167,11 @@ enum flaxdrm_dtype {
 /*
  * Binds a variable of a module (collection/name) to a range of a BO. The
  * variable takes a reference on the BO; rebinding replaces it and bumps the
- * variable's generation so the engine drops any cached copy.
+ * variable's generation so the engine drops any cached copy. A variable
+ * keeps its var_id across rebinds. A rebind may change the shape; a
+ * program built for the old shape is then refused at SUBMIT (EINVAL).
+ * Names and collections are non-empty, without '/', zero-filled. At most
+ * 1024 variables per module (ENOSPC).
  */
 struct drm_flaxdrm_var_bind {
 	__u32 module;		/* in */
@@ -331,6 +350,22 @@ struct drm_flaxdrm_program_destroy {
 
 /* --------------------------------------------------------------- submit */
 
+/*
+ * SUBMIT checks everything first (EINVAL, ENOENT, EFAULT), then refuses
+ * with ENODEV when no engine is attached. A CALL's program root must lie
+ * in the job's module tree (EINVAL). A CALL whose program writes (has as
+ * an op output) a VARIABLE of a collection not listed in
+ * mutable_collections, without FLAXDRM_SUBMIT_MUTABLE_ALL, is EINVAL, as
+ * Flax raises. An in-sync must already have a fence at its point (EINVAL
+ * otherwise, as DRM_SYNCOBJ_WAIT without WAIT_FOR_SUBMIT). The out-sync
+ * gets the job's fence (a new timeline point when point != 0). The fences
+ * of the jobs of one open file signal in submission order; a job that
+ * fails signals its fence with the error: the engine's status, -ETIMEDOUT
+ * when it was not completed within FLAXDRM_PARAM_JOB_TIMEOUT_MS of being
+ * handed to the engine, -ENODEV when the engine went away. Closing the
+ * file does not cancel its submitted jobs.
+ */
+
 enum flaxdrm_job_op {
 	FLAXDRM_JOB_SETUP = 1,		/* make the module tree resident */
 	FLAXDRM_JOB_CALL = 2,		/* run a program on it */
@@ -376,7 +411,14 @@ struct drm_flaxdrm_submit {
 
 /* ---------------------------------------------------------------- engine */
 
-/* Engine ioctls: primary node only, CAP_SYS_ADMIN. */
+/*
+ * Engine ioctls: primary node only, CAP_SYS_ADMIN (EACCES otherwise, and on
+ * the render node). One engine at a time: ATTACH by a second file is
+ * EBUSY. FETCH and COMPLETE from a file that is not the attached engine
+ * are EPERM. Closing the engine's file detaches it: every job it had
+ * fetched or could fetch fails with -ENODEV and SUBMIT is ENODEV until an
+ * engine attaches again.
+ */
 
 struct drm_flaxdrm_engine_attach {
 	__u32 flags;	/* in: must be zero */
@@ -390,6 +432,20 @@ struct drm_flaxdrm_engine_attach {
  *   struct drm_flaxdrm_op[num_ops]
  * BO handles are created in the engine's file and stay valid until the job
  * is completed; the engine must not keep mappings past ENGINE_COMPLETE.
+ * One handle per distinct BO of the job (tensors sharing a BO share the
+ * handle). The kernel deletes them at COMPLETE, or when the job times out
+ * or the engine detaches: the engine must not close them itself.
+ *
+ * FETCH hands out jobs in the order the scheduler ran them, once their
+ * in-syncs have signalled. With timeout_ms, it blocks (interruptibly) until
+ * a job is queued; none by then returns 0 with job_id 0 and buffer_size 0.
+ * A buffer smaller than the job is ENOSPC with buffer_size set to the size
+ * needed; the job stays queued. A timed-out job is forgotten: its late
+ * COMPLETE is ENOENT, like one for an unknown job_id.
+ *
+ * writable: OUTPUT and TEMP tensors, and the VARIABLEs the CALL writes (the
+ * program has them as op outputs; they are then in a mutable collection);
+ * everything else is read-only, and SETUP/CLEANUP variables all are.
  *
  * SETUP and CLEANUP list every variable of the module subtree as VARIABLE
  * tensors and carry no ops; CALL carries the program.
@@ -426,7 +482,7 @@ struct drm_flaxdrm_engine_fetch {
 
 struct drm_flaxdrm_engine_complete {
 	__u64 job_id;		/* in */
-	__s32 status;		/* in: 0, or a negative errno for the client */
+	__s32 status;		/* in: 0, or a negative errno (>= -4095) for the client */
 	__u32 flags;		/* in: must be zero */
 	__u64 exec_ns;		/* in: engine execution time */
 	__u64 reserved[4];	/* must be zero */
