@@ -1,29 +1,43 @@
-// Elementwise unary ops (relu, ...): shaders/elementwise.comp with the op
-// as a specialization constant.
+// Elementwise unary ops (relu, gelu, silu, sigmoid, tanh, elu, leaky_relu,
+// softplus): shaders/elementwise.comp with the op as a specialization
+// constant. Dropout (dropout.cpp) and reshape (layout.cpp) reuse
+// record_unary.
 #include <algorithm>
 
-#include "device.hpp"
-#include "kernel.hpp"
+#include "elementwise_common.hpp"
 #include "pipeline_cache.hpp"
 
 namespace flaxdrm::rt {
 
+namespace ew {
+
+void record_unary(OpContext& ctx, UnaryOp op, const UnaryPush& params)
+{
+	const TensorView& x = ctx.inputs[0];
+	const TensorView& y = ctx.outputs[0];
+	const uint32_t spec[] = {kWorkgroupSize, op};
+	const Pipeline& p = ctx.pipelines.get("elementwise", spec, 2, sizeof(UnaryPush));
+
+	const uint64_t n = x.elements();
+	const uint64_t chunk = max_binding_bytes(ctx.device) / 4 - 64;
+	for (uint64_t begin = 0; begin < n; begin += chunk) {
+		const uint64_t count = std::min(chunk, n - begin);
+		UnaryPush pc = params;
+		pc.count = uint32_t(count);
+		pc.base = uint32_t(begin);
+		const BufferRange bindings[] = {
+			x.range(begin * 4, (begin + count) * 4, 4, &pc.in_off, ctx.device),
+			y.range(begin * 4, (begin + count) * 4, 4, &pc.out_off, ctx.device),
+		};
+		ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(count, kWorkgroupSize));
+	}
+}
+
+} // namespace ew
+
 namespace {
 
-// Must match the OP_* constants in shaders/elementwise.comp.
-enum UnaryOp : uint32_t {
-	UNARY_RELU = 0,
-};
-
-constexpr uint32_t kWorkgroupSize = 256;
-constexpr uint32_t kMaxGroups = 4096; // grid-stride loop beyond this
-
-struct PushConstants {
-	uint32_t count;
-	uint32_t in_off;
-	uint32_t out_off;
-	uint32_t pad;
-};
+using namespace ew;
 
 class UnaryKernel final : public OpKernel {
 public:
@@ -31,24 +45,20 @@ public:
 
 	void record(OpContext& ctx) const override
 	{
-		const TensorView& x = ctx.inputs[0];
-		const TensorView& y = ctx.outputs[0];
-		const uint32_t spec[] = {kWorkgroupSize, op_};
-		const Pipeline& p = ctx.pipelines.get("elementwise", spec, 2, sizeof(PushConstants));
-
-		const uint64_t n = x.elements();
-		const uint64_t chunk = max_binding_bytes(ctx.device) / 4 - 64;
-		for (uint64_t begin = 0; begin < n; begin += chunk) {
-			const uint64_t count = std::min(chunk, n - begin);
-			PushConstants pc{uint32_t(count), 0, 0, 0};
-			const BufferRange bindings[] = {
-				x.range(begin * 4, (begin + count) * 4, 4, &pc.in_off, ctx.device),
-				y.range(begin * 4, (begin + count) * 4, 4, &pc.out_off, ctx.device),
-			};
-			const uint64_t groups = std::min<uint64_t>((count + kWorkgroupSize - 1) / kWorkgroupSize,
-								   kMaxGroups);
-			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), uint32_t(groups));
+		UnaryPush pc;
+		UnaryOp op = op_;
+		switch (ctx.op.opcode) {
+		case FLAXDRM_OP_GELU:
+			op = ctx.op.attrs[0] ? UNARY_GELU_TANH : UNARY_GELU_ERF;
+			break;
+		case FLAXDRM_OP_ELU:
+		case FLAXDRM_OP_LEAKY_RELU:
+			pc.alpha = f32_from_bits(ctx.op.attrs[0]);
+			break;
+		default:
+			break;
 		}
+		record_unary(ctx, op, pc);
 	}
 
 private:
@@ -60,6 +70,13 @@ private:
 void flaxdrm_register_ops_elementwise(KernelRegistry& registry)
 {
 	registry.add(FLAXDRM_OP_RELU, std::make_unique<UnaryKernel>(UNARY_RELU));
+	registry.add(FLAXDRM_OP_GELU, std::make_unique<UnaryKernel>(UNARY_GELU_TANH));
+	registry.add(FLAXDRM_OP_SILU, std::make_unique<UnaryKernel>(UNARY_SILU));
+	registry.add(FLAXDRM_OP_SIGMOID, std::make_unique<UnaryKernel>(UNARY_SIGMOID));
+	registry.add(FLAXDRM_OP_TANH, std::make_unique<UnaryKernel>(UNARY_TANH));
+	registry.add(FLAXDRM_OP_ELU, std::make_unique<UnaryKernel>(UNARY_ELU));
+	registry.add(FLAXDRM_OP_LEAKY_RELU, std::make_unique<UnaryKernel>(UNARY_LEAKY_RELU));
+	registry.add(FLAXDRM_OP_SOFTPLUS, std::make_unique<UnaryKernel>(UNARY_SOFTPLUS));
 }
 
 } // namespace flaxdrm::rt

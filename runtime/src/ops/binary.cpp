@@ -1,0 +1,139 @@
+// Binary elementwise ops with NumPy broadcasting (add, subtract, multiply,
+// divide, maximum, minimum): shaders/binary.comp. The broadcast is folded
+// into per-operand strides and collapsed (elementwise_common.hpp), so
+// same-shape and scalar operands take index-free paths, and a bias-style
+// broadcast ([M, N] + [N]) is a rank-2 walk.
+#include <algorithm>
+
+#include "elementwise_common.hpp"
+#include "pipeline_cache.hpp"
+
+namespace flaxdrm::rt {
+
+namespace {
+
+using namespace ew;
+
+// Must match shaders/binary.comp.
+enum BinaryOp : uint32_t { BIN_ADD = 0, BIN_SUB, BIN_MUL, BIN_DIV, BIN_MAX, BIN_MIN };
+enum Mode : uint32_t { MODE_SAME = 0, MODE_SCALAR_B = 1, MODE_SCALAR_A = 2, MODE_GENERAL = 3 };
+
+struct BinaryPush {
+	uint32_t count, a_off, b_off, out_off, rank;
+	uint32_t dims[FLAXDRM_MAX_RANK];
+	uint32_t sa[FLAXDRM_MAX_RANK];
+	uint32_t sb[FLAXDRM_MAX_RANK];
+};
+static_assert(sizeof(BinaryPush) <= 128);
+
+// The output's shape with a's and b's strides (0 where broadcast), collapsed.
+Strided<2> broadcast(const OpContext& ctx)
+{
+	const drm_flaxdrm_tensor& a = *ctx.inputs[0].desc;
+	const drm_flaxdrm_tensor& b = *ctx.inputs[1].desc;
+	const drm_flaxdrm_tensor& y = *ctx.outputs[0].desc;
+	const auto as = contiguous_strides(a), bs = contiguous_strides(b);
+	Strided<2> s;
+	s.rank = y.rank;
+	for (uint32_t d = 0; d < y.rank; d++) {
+		s.dims[d] = y.dims[d];
+		const uint32_t ra = y.rank - a.rank, rb = y.rank - b.rank; // rules: y.rank = max
+		s.strides[0][d] = d >= ra && a.dims[d - ra] != 1 ? as[d - ra] : 0;
+		s.strides[1][d] = d >= rb && b.dims[d - rb] != 1 ? bs[d - rb] : 0;
+	}
+	s.collapse();
+	return s;
+}
+
+Mode mode_of(const Strided<2>& s)
+{
+	if (s.rank != 1)
+		return MODE_GENERAL;
+	const uint64_t sa = s.strides[0][0], sb = s.strides[1][0];
+	if (sa == 1 && sb == 1)
+		return MODE_SAME;
+	if (sa == 1 && sb == 0)
+		return MODE_SCALAR_B;
+	if (sa == 0 && sb == 1)
+		return MODE_SCALAR_A;
+	return MODE_GENERAL;
+}
+
+class BinaryKernel final : public OpKernel {
+public:
+	explicit BinaryKernel(BinaryOp op) : op_(op) {}
+
+	void check(const OpContext& ctx) const override
+	{
+		// The index-free paths are chunked; the general one binds whole.
+		if (mode_of(broadcast(ctx)) != MODE_GENERAL)
+			return;
+		require_bindable(ctx, ctx.inputs[0], "a");
+		require_bindable(ctx, ctx.inputs[1], "b");
+		require_bindable(ctx, ctx.outputs[0], "output");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		const TensorView& a = ctx.inputs[0];
+		const TensorView& b = ctx.inputs[1];
+		const TensorView& y = ctx.outputs[0];
+		const Strided<2> s = broadcast(ctx);
+		const Mode mode = mode_of(s);
+		const uint32_t spec[] = {kWorkgroupSize, op_, mode};
+		const Pipeline& p = ctx.pipelines.get("binary", spec, 3, sizeof(BinaryPush));
+
+		const uint64_t n = y.elements();
+		if (mode == MODE_GENERAL) {
+			BinaryPush pc{};
+			pc.count = uint32_t(n);
+			pc.rank = s.rank;
+			for (uint32_t d = 0; d < s.rank; d++) {
+				pc.dims[d] = uint32_t(s.dims[d]);
+				pc.sa[d] = uint32_t(s.strides[0][d]);
+				pc.sb[d] = uint32_t(s.strides[1][d]);
+			}
+			const BufferRange bindings[] = {
+				a.range(0, a.size, 4, &pc.a_off, ctx.device),
+				b.range(0, b.size, 4, &pc.b_off, ctx.device),
+				y.range(0, y.size, 4, &pc.out_off, ctx.device),
+			};
+			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(n, kWorkgroupSize));
+			return;
+		}
+		const uint64_t chunk = max_binding_bytes(ctx.device) / 4 - 64;
+		for (uint64_t begin = 0; begin < n; begin += chunk) {
+			const uint64_t count = std::min(chunk, n - begin);
+			BinaryPush pc{};
+			pc.count = uint32_t(count);
+			pc.rank = 1;
+			auto operand = [&](const TensorView& t, bool scalar, uint32_t* off) {
+				return scalar ? t.range(0, 4, 4, off, ctx.device)
+					      : t.range(begin * 4, (begin + count) * 4, 4, off, ctx.device);
+			};
+			const BufferRange bindings[] = {
+				operand(a, mode == MODE_SCALAR_A, &pc.a_off),
+				operand(b, mode == MODE_SCALAR_B, &pc.b_off),
+				y.range(begin * 4, (begin + count) * 4, 4, &pc.out_off, ctx.device),
+			};
+			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(count, kWorkgroupSize));
+		}
+	}
+
+private:
+	BinaryOp op_;
+};
+
+} // namespace
+
+void flaxdrm_register_ops_binary(KernelRegistry& registry)
+{
+	registry.add(FLAXDRM_OP_ADD, std::make_unique<BinaryKernel>(BIN_ADD));
+	registry.add(FLAXDRM_OP_SUB, std::make_unique<BinaryKernel>(BIN_SUB));
+	registry.add(FLAXDRM_OP_MUL, std::make_unique<BinaryKernel>(BIN_MUL));
+	registry.add(FLAXDRM_OP_DIV, std::make_unique<BinaryKernel>(BIN_DIV));
+	registry.add(FLAXDRM_OP_MAXIMUM, std::make_unique<BinaryKernel>(BIN_MAX));
+	registry.add(FLAXDRM_OP_MINIMUM, std::make_unique<BinaryKernel>(BIN_MIN));
+}
+
+} // namespace flaxdrm::rt

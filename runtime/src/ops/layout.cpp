@@ -1,0 +1,199 @@
+// Layout ops on shaders/layout.comp, a collapsed strided copy:
+//   reshape    a contiguous copy (chunked to fit bindings);
+//   transpose  walk y, read x with permuted strides;
+//   slice      walk y, read x from the start offset with x's strides;
+//   concat     per input, walk it and write into y's block along the axis.
+// Reshape copies rather than aliasing its output to its input: the
+// executor's barrier tracking is per tensor, and an alias would need it to
+// know about views.
+#include <algorithm>
+
+#include "elementwise_common.hpp"
+#include "pipeline_cache.hpp"
+
+namespace flaxdrm::rt {
+
+namespace {
+
+using namespace ew;
+
+struct CopyPush {
+	uint32_t count, src_off, dst_off, rank;
+	uint32_t dims[FLAXDRM_MAX_RANK];
+	uint32_t ss[FLAXDRM_MAX_RANK];
+	uint32_t ds[FLAXDRM_MAX_RANK];
+};
+static_assert(sizeof(CopyPush) <= 128);
+
+// Strided<2>: operand 0 the source, 1 the destination.
+void record_copy(OpContext& ctx, const TensorView& src, uint64_t src_elem, const TensorView& dst,
+		 uint64_t dst_elem, Strided<2> s)
+{
+	s.collapse();
+	const uint64_t n = s.count();
+	const bool contiguous = s.rank == 1 && s.strides[0][0] == 1 && s.strides[1][0] == 1;
+	const uint32_t spec[] = {kWorkgroupSize, contiguous ? 1u : 0u};
+	const Pipeline& p = ctx.pipelines.get("layout", spec, 2, sizeof(CopyPush));
+	if (contiguous) {
+		const uint64_t chunk = max_binding_bytes(ctx.device) / 4 - 64;
+		for (uint64_t begin = 0; begin < n; begin += chunk) {
+			const uint64_t count = std::min(chunk, n - begin);
+			CopyPush pc{};
+			pc.count = uint32_t(count);
+			pc.rank = 1;
+			const uint64_t sb = (src_elem + begin) * 4, db = (dst_elem + begin) * 4;
+			const BufferRange bindings[] = {
+				src.range(sb, sb + count * 4, 4, &pc.src_off, ctx.device),
+				dst.range(db, db + count * 4, 4, &pc.dst_off, ctx.device),
+			};
+			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(count, kWorkgroupSize));
+		}
+		return;
+	}
+	CopyPush pc{};
+	pc.count = uint32_t(n);
+	pc.rank = s.rank;
+	for (uint32_t d = 0; d < s.rank; d++) {
+		pc.dims[d] = uint32_t(s.dims[d]);
+		pc.ss[d] = uint32_t(s.strides[0][d]);
+		pc.ds[d] = uint32_t(s.strides[1][d]);
+	}
+	const BufferRange bindings[] = {
+		src.range(0, src.size, 4, &pc.src_off, ctx.device),
+		dst.range(0, dst.size, 4, &pc.dst_off, ctx.device),
+	};
+	pc.src_off += uint32_t(src_elem);
+	pc.dst_off += uint32_t(dst_elem);
+	ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(n, kWorkgroupSize));
+}
+
+// Element size: the copies move 32-bit words; 64-bit dtypes count double.
+uint32_t words(const drm_flaxdrm_tensor& t)
+{
+	return flaxdrm_dtype_size(t.dtype) / 4;
+}
+
+void check_dtype(const OpContext& ctx, const TensorView& t)
+{
+	const uint32_t size = flaxdrm_dtype_size(t.desc->dtype);
+	if (size != 4)
+		fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(t.index) +
+				      ": only 32-bit dtypes (f32, i32) are supported by this runtime");
+}
+
+class ReshapeKernel final : public OpKernel {
+public:
+	void check(const OpContext& ctx) const override
+	{
+		const uint32_t size = flaxdrm_dtype_size(ctx.inputs[0].desc->dtype);
+		if (size != 4 && size != 8)
+			fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(ctx.inputs[0].index) +
+					      ": only 32- and 64-bit dtypes are supported by this runtime");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		Strided<2> s;
+		s.rank = 1;
+		s.dims[0] = ctx.inputs[0].elements() * words(*ctx.inputs[0].desc);
+		s.strides[0][0] = s.strides[1][0] = 1;
+		record_copy(ctx, ctx.inputs[0], 0, ctx.outputs[0], 0, s);
+	}
+};
+
+class TransposeKernel final : public OpKernel {
+public:
+	void check(const OpContext& ctx) const override
+	{
+		check_dtype(ctx, ctx.inputs[0]);
+		require_bindable(ctx, ctx.inputs[0], "x");
+		require_bindable(ctx, ctx.outputs[0], "y");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		const drm_flaxdrm_tensor& x = *ctx.inputs[0].desc;
+		const drm_flaxdrm_tensor& y = *ctx.outputs[0].desc;
+		const auto xs = contiguous_strides(x), ys = contiguous_strides(y);
+		Strided<2> s;
+		s.rank = y.rank;
+		for (uint32_t d = 0; d < y.rank; d++) {
+			s.dims[d] = y.dims[d];
+			s.strides[0][d] = xs[ctx.op.attrs[d]];
+			s.strides[1][d] = ys[d];
+		}
+		record_copy(ctx, ctx.inputs[0], 0, ctx.outputs[0], 0, s);
+	}
+};
+
+class SliceKernel final : public OpKernel {
+public:
+	void check(const OpContext& ctx) const override
+	{
+		check_dtype(ctx, ctx.inputs[0]);
+		require_bindable(ctx, ctx.inputs[0], "x");
+		require_bindable(ctx, ctx.outputs[0], "y");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		const drm_flaxdrm_tensor& x = *ctx.inputs[0].desc;
+		const drm_flaxdrm_tensor& y = *ctx.outputs[0].desc;
+		const auto xs = contiguous_strides(x), ys = contiguous_strides(y);
+		Strided<2> s;
+		s.rank = y.rank;
+		uint64_t start = 0;
+		for (uint32_t d = 0; d < y.rank; d++) {
+			s.dims[d] = y.dims[d];
+			s.strides[0][d] = xs[d];
+			s.strides[1][d] = ys[d];
+			start += uint64_t(ctx.op.attrs[d]) * xs[d];
+		}
+		record_copy(ctx, ctx.inputs[0], start, ctx.outputs[0], 0, s);
+	}
+};
+
+class ConcatKernel final : public OpKernel {
+public:
+	void check(const OpContext& ctx) const override
+	{
+		for (const TensorView& t : ctx.inputs) {
+			check_dtype(ctx, t);
+			require_bindable(ctx, t, "input");
+		}
+		require_bindable(ctx, ctx.outputs[0], "y");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		const drm_flaxdrm_tensor& y = *ctx.outputs[0].desc;
+		const uint32_t axis = ctx.op.attrs[0];
+		const auto ys = contiguous_strides(y);
+		uint64_t at = 0; // position along the axis
+		for (const TensorView& in : ctx.inputs) {
+			const drm_flaxdrm_tensor& x = *in.desc;
+			const auto xs = contiguous_strides(x);
+			Strided<2> s;
+			s.rank = x.rank;
+			for (uint32_t d = 0; d < x.rank; d++) {
+				s.dims[d] = x.dims[d];
+				s.strides[0][d] = xs[d];
+				s.strides[1][d] = ys[d];
+			}
+			record_copy(ctx, in, 0, ctx.outputs[0], at * ys[axis], s);
+			at += x.dims[axis];
+		}
+	}
+};
+
+} // namespace
+
+void flaxdrm_register_ops_layout(KernelRegistry& registry)
+{
+	registry.add(FLAXDRM_OP_RESHAPE, std::make_unique<ReshapeKernel>());
+	registry.add(FLAXDRM_OP_TRANSPOSE, std::make_unique<TransposeKernel>());
+	registry.add(FLAXDRM_OP_SLICE, std::make_unique<SliceKernel>());
+	registry.add(FLAXDRM_OP_CONCAT, std::make_unique<ConcatKernel>());
+}
+
+} // namespace flaxdrm::rt

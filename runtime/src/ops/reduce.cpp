@@ -1,0 +1,118 @@
+// Reductions (sum, mean, max over an axes bitmask, keepdims): the input is
+// collapsed into alternating kept and reduced dim groups and reduced by
+// shaders/reduce.comp, one workgroup per output where the reduced run is
+// long or outputs are few, one thread per output otherwise. keepdims only
+// changes the output's descriptor, not its layout.
+#include <algorithm>
+
+#include "elementwise_common.hpp"
+#include "pipeline_cache.hpp"
+
+namespace flaxdrm::rt {
+
+namespace {
+
+using namespace ew;
+
+enum ReduceOp : uint32_t { RED_SUM = 0, RED_MEAN = 1, RED_MAX = 2 };
+
+struct ReducePush {
+	uint32_t outputs, R, in_off, out_off, nk, nr;
+	uint32_t kdims[3], kstrides[3], rdims[3], rstrides[3];
+};
+static_assert(sizeof(ReducePush) <= 128);
+
+struct Plan {
+	ReducePush pc{};
+	bool inner_reduced = false; // the innermost group is a reduced one
+};
+
+Plan plan(const OpContext& ctx)
+{
+	const drm_flaxdrm_tensor& x = *ctx.inputs[0].desc;
+	const uint32_t axes = ctx.op.attrs[0];
+	const auto st = contiguous_strides(x);
+	// Groups of adjacent dims of one kind (size-1 dims carry no data);
+	// x is contiguous, so adjacent dims of a kind always merge.
+	struct Group {
+		bool reduced;
+		uint64_t dim, stride;
+	};
+	Group groups[FLAXDRM_MAX_RANK];
+	uint32_t ng = 0;
+	for (uint32_t d = 0; d < x.rank; d++) {
+		if (x.dims[d] == 1)
+			continue;
+		const bool red = (axes >> d) & 1;
+		if (ng && groups[ng - 1].reduced == red) {
+			groups[ng - 1].dim *= x.dims[d];
+			groups[ng - 1].stride = st[d];
+		} else {
+			groups[ng++] = {red, x.dims[d], st[d]};
+		}
+	}
+	Plan p;
+	ReducePush& pc = p.pc;
+	pc.outputs = 1;
+	pc.R = 1;
+	for (uint32_t g = 0; g < ng; g++) {
+		if (groups[g].reduced) {
+			pc.rdims[pc.nr] = uint32_t(groups[g].dim);
+			pc.rstrides[pc.nr++] = uint32_t(groups[g].stride);
+			pc.R *= uint32_t(groups[g].dim);
+		} else {
+			pc.kdims[pc.nk] = uint32_t(groups[g].dim);
+			pc.kstrides[pc.nk++] = uint32_t(groups[g].stride);
+			pc.outputs *= uint32_t(groups[g].dim);
+		}
+	}
+	if (pc.nr == 0) { // every reduced axis has size 1: a copy
+		pc.nr = 1;
+		pc.rdims[0] = 1;
+		pc.rstrides[0] = 0;
+	}
+	p.inner_reduced = ng && groups[ng - 1].reduced;
+	return p;
+}
+
+class ReduceKernel final : public OpKernel {
+public:
+	explicit ReduceKernel(ReduceOp op) : op_(op) {}
+
+	void check(const OpContext& ctx) const override
+	{
+		require_bindable(ctx, ctx.inputs[0], "x");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		const TensorView& x = ctx.inputs[0];
+		const TensorView& y = ctx.outputs[0];
+		Plan pl = plan(ctx);
+		ReducePush& pc = pl.pc;
+		const bool per_group = (pl.inner_reduced && pc.R >= 16) || (pc.outputs < 1024 && pc.R >= 256);
+		const uint32_t wg = !per_group ? 64 : pc.R >= 8192 ? 256 : 64;
+		const uint32_t spec[] = {wg, op_, per_group ? 1u : 0u};
+		const Pipeline& pipe = ctx.pipelines.get("reduce", spec, 2, sizeof(ReducePush));
+		const BufferRange bindings[] = {
+			x.range(0, x.size, 4, &pc.in_off, ctx.device),
+			y.range(0, y.size, 4, &pc.out_off, ctx.device),
+		};
+		const uint32_t groups = per_group ? groups_for(pc.outputs, 1, 16384) : groups_for(pc.outputs, wg);
+		ctx.recorder.dispatch(pipe, bindings, &pc, sizeof(pc), groups);
+	}
+
+private:
+	ReduceOp op_;
+};
+
+} // namespace
+
+void flaxdrm_register_ops_reduce(KernelRegistry& registry)
+{
+	registry.add(FLAXDRM_OP_REDUCE_SUM, std::make_unique<ReduceKernel>(RED_SUM));
+	registry.add(FLAXDRM_OP_REDUCE_MEAN, std::make_unique<ReduceKernel>(RED_MEAN));
+	registry.add(FLAXDRM_OP_REDUCE_MAX, std::make_unique<ReduceKernel>(RED_MAX));
+}
+
+} // namespace flaxdrm::rt

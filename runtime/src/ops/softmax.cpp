@@ -1,0 +1,70 @@
+// softmax and log_softmax over the last axis: shaders/softmax.comp, one
+// workgroup per row for long rows, one thread per row for short ones; rows
+// are split into dispatches that fit a binding.
+#include <algorithm>
+
+#include "elementwise_common.hpp"
+#include "pipeline_cache.hpp"
+
+namespace flaxdrm::rt {
+
+namespace {
+
+using namespace ew;
+
+struct SoftmaxPush {
+	uint32_t rows, len, in_off, out_off;
+};
+
+// Rows up to this length are one thread's work.
+constexpr uint64_t kShortRow = 32;
+
+class SoftmaxKernel final : public OpKernel {
+public:
+	explicit SoftmaxKernel(bool log) : log_(log) {}
+
+	void check(const OpContext& ctx) const override
+	{
+		const drm_flaxdrm_tensor& x = *ctx.inputs[0].desc;
+		if (uint64_t(x.dims[x.rank - 1]) * 4 + 256 > max_binding_bytes(ctx.device))
+			fail(-EINVAL, ctx.where() + ": a row of tensor " + std::to_string(ctx.inputs[0].index) +
+					      " is larger than this device can bind");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		const TensorView& x = ctx.inputs[0];
+		const TensorView& y = ctx.outputs[0];
+		const uint64_t len = x.desc->dims[x.desc->rank - 1];
+		const uint64_t rows = x.elements() / len;
+		const bool per_group = len > kShortRow;
+		const uint32_t wg = !per_group ? 64 : len <= 1024 ? 64 : len <= 8192 ? 128 : 256;
+		const uint32_t spec[] = {wg, log_ ? 1u : 0u, per_group ? 1u : 0u};
+		const Pipeline& p = ctx.pipelines.get("softmax", spec, 2, sizeof(SoftmaxPush));
+
+		const uint64_t max_rows = std::max<uint64_t>((max_binding_bytes(ctx.device) - 256) / (len * 4), 1);
+		for (uint64_t r0 = 0; r0 < rows; r0 += max_rows) {
+			const uint64_t nr = std::min(max_rows, rows - r0);
+			SoftmaxPush pc{uint32_t(nr), uint32_t(len), 0, 0};
+			const BufferRange bindings[] = {
+				x.range(r0 * len * 4, (r0 + nr) * len * 4, 4, &pc.in_off, ctx.device),
+				y.range(r0 * len * 4, (r0 + nr) * len * 4, 4, &pc.out_off, ctx.device),
+			};
+			const uint32_t groups = per_group ? groups_for(nr, 1, 16384) : groups_for(nr, wg);
+			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups);
+		}
+	}
+
+private:
+	bool log_;
+};
+
+} // namespace
+
+void flaxdrm_register_ops_softmax(KernelRegistry& registry)
+{
+	registry.add(FLAXDRM_OP_SOFTMAX, std::make_unique<SoftmaxKernel>(false));
+	registry.add(FLAXDRM_OP_LOG_SOFTMAX, std::make_unique<SoftmaxKernel>(true));
+}
+
+} // namespace flaxdrm::rt
