@@ -1,8 +1,12 @@
-// Dense: y[..., N] = x[..., K] @ kernel[K, N] (+ bias[N]), a GEMM with
-// M = product of x's leading dims, on shaders/gemm.comp.
+// Dense and DenseGeneral: y[..., f1..fm] = x[..., k1..kn] @ kernel[k1..kn,
+// f1..fm] (+ bias[f1..fm]), a GEMM with M = product of x's leading dims,
+// K = k1 * ... * kn and N = f1 * ... * fm (row-major, so the kernel is a
+// K x N matrix as it lies), on shaders/gemm.comp. The GEMM recording is
+// shared with matmul.cpp (gemm.hpp).
 #include <algorithm>
 
 #include "device.hpp"
+#include "gemm.hpp"
 #include "kernel.hpp"
 #include "pipeline_cache.hpp"
 #include "vk_util.hpp"
@@ -51,11 +55,15 @@ struct Shape {
 	uint64_t M, N, K;
 };
 
+// attrs[0] = n contracted axes (0 means 1).
 Shape shape_of(const OpContext& ctx)
 {
-	const drm_flaxdrm_tensor& x = *ctx.inputs[0].desc;
-	const uint64_t K = x.dims[x.rank - 1];
-	return {ctx.inputs[0].elements() / K, ctx.inputs[1].desc->dims[1], K};
+	const drm_flaxdrm_tensor& w = *ctx.inputs[1].desc;
+	const uint32_t n = ctx.op.attrs[0] ? ctx.op.attrs[0] : 1;
+	uint64_t K = 1;
+	for (uint32_t i = 0; i < n; i++)
+		K *= w.dims[i];
+	return {ctx.inputs[0].elements() / K, ctx.inputs[1].elements() / K, K};
 }
 
 class DenseKernel final : public OpKernel {
@@ -63,26 +71,40 @@ public:
 	void check(const OpContext& ctx) const override
 	{
 		const Shape s = shape_of(ctx);
-		const uint64_t limit = max_binding_bytes(ctx.device);
-		const auto& lim = ctx.device.limits();
-		if (ctx.inputs[1].size > limit)
-			fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(ctx.inputs[1].index) +
-					      " (kernel) is larger than this device can bind");
-		if (s.K * 4 + 256 > limit || s.N * 4 + 256 > limit)
-			fail(-EINVAL, ctx.where() + ": a row of tensor " + std::to_string(ctx.inputs[0].index) +
-					      " is larger than this device can bind");
-		const uint64_t bn = std::min({kScalarConfig.bn(), kVec4Config.bn(), kTexelConfig.bn()});
-		if ((s.N + bn - 1) / bn > lim.maxComputeWorkGroupCount[0])
-			fail(-EINVAL, ctx.where() + ": too many output features for this device");
+		check_gemm(ctx, ctx.inputs[0], ctx.inputs[1], s.M, s.N, s.K);
 	}
 
 	void record(OpContext& ctx) const override
 	{
 		const Shape s = shape_of(ctx);
-		const TensorView& a = ctx.inputs[0];
-		const TensorView& b = ctx.inputs[1];
-		const TensorView* bias = ctx.inputs.size() > 2 ? &ctx.inputs[2] : nullptr;
-		const TensorView& c = ctx.outputs[0];
+		record_gemm(ctx, ctx.inputs[0], ctx.inputs[1], ctx.inputs.size() > 2 ? &ctx.inputs[2] : nullptr,
+			    ctx.outputs[0], s.M, s.N, s.K);
+	}
+};
+
+} // namespace
+
+void check_gemm(const OpContext& ctx, const TensorView& a, const TensorView& b, uint64_t M, uint64_t N, uint64_t K)
+{
+	(void)M;
+	const uint64_t limit = max_binding_bytes(ctx.device);
+	const auto& lim = ctx.device.limits();
+	if (b.size > limit)
+		fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(b.index) +
+				      " (kernel) is larger than this device can bind");
+	if (K * 4 + 256 > limit || N * 4 + 256 > limit)
+		fail(-EINVAL, ctx.where() + ": a row of tensor " + std::to_string(a.index) +
+				      " is larger than this device can bind");
+	const uint64_t bn = std::min({kScalarConfig.bn(), kVec4Config.bn(), kTexelConfig.bn()});
+	if ((N + bn - 1) / bn > lim.maxComputeWorkGroupCount[0])
+		fail(-EINVAL, ctx.where() + ": too many output features for this device");
+}
+
+void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const TensorView* bias,
+		 const TensorView& c, uint64_t M, uint64_t N, uint64_t K)
+{
+	{
+		const Shape s{M, N, K};
 		const uint64_t limit = max_binding_bytes(ctx.device);
 		const uint64_t max_groups_y = ctx.device.limits().maxComputeWorkGroupCount[1];
 
@@ -132,9 +154,7 @@ public:
 					      uint32_t((mr + cfg.bm() - 1) / cfg.bm()));
 		}
 	}
-};
-
-} // namespace
+}
 
 void flaxdrm_register_ops_dense(KernelRegistry& registry)
 {

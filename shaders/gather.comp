@@ -1,0 +1,29 @@
+// Embed lookup: y[i, f] = table[idx[i], f] for idx[i] in [0, rows), NaN
+// otherwise (JAX's fill for out-of-range indices). One invocation per
+// output element, grid-stride over pc.count elements from pc.base (y is
+// bound from element base on; idx and table whole). Offsets in elements.
+#version 450
+
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+
+layout(push_constant) uniform Params {
+	uint rows, F, base, count;
+	uint idx_off, t_off, y_off, pad0;
+} pc;
+
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIdx { int idx[]; };
+layout(set = 0, binding = 1, std430) readonly restrict buffer BufT { float table[]; };
+layout(set = 0, binding = 2, std430) writeonly restrict buffer BufY { float y[]; };
+
+void main()
+{
+	const uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+	for (uint i = gl_GlobalInvocationID.x; i < pc.count; i += stride) {
+		const uint e = pc.base + i;
+		const int r = idx[pc.idx_off + e / pc.F];
+		float v = uintBitsToFloat(0x7fc00000u);
+		if (r >= 0 && uint(r) < pc.rows)
+			v = table[pc.t_off + uint(r) * pc.F + e % pc.F];
+		y[pc.y_off + i] = v;
+	}
+}
