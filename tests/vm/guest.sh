@@ -18,33 +18,45 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LANG=C.UTF-8
 umask 022
 
+# Simple commands go through busybox-static when the host has it: under TCG
+# every exec of a dynamically linked tool costs 0.1-0.5 s (ld.so, relocations).
+BB=/bin/busybox
+[ -x "$BB" ] || BB=
+B() { if [ -n "$BB" ]; then "$BB" "$@"; else "$@"; fi; }
+nap() { B sleep "$1"; }
+
 say() { local up; read -r up _ </proc/uptime; echo "flaxdrm-vm: [$up] $*"; }
 put() { echo "$1=$2" >>"$CTL/status"; }
 
 poweroff_now() {
-	sync
+	B sync
 	/bin/busybox poweroff -f 2>/dev/null
 	echo o >/proc/sysrq-trigger
-	sleep 30
+	nap 30
 }
 
 # shellcheck source=/dev/null
 . "$CTL/config" || { say "cannot read $CTL/config"; poweroff_now; }
+if [ "${FVM_TRACE:-0}" = 1 ]; then
+	PS4='+ [$EPOCHREALTIME] '
+	set -x
+fi
 : >"$CTL/status"
 : >"$CTL/output.log"
 put booted 1
-say "stage 2 up (kernel $(uname -r))"
+read -r osrelease </proc/sys/kernel/osrelease
+say "stage 2 up (kernel $osrelease)"
 
 mount_fs() { # type source target options
-	mkdir -p "$3" 2>/dev/null
-	mount -t "$1" -o "$4" "$2" "$3" || say "mount $1 on $3 failed"
+	[ -d "$3" ] || B mkdir -p "$3"
+	B mount -t "$1" -o "$4" "$2" "$3" || say "mount $1 on $3 failed"
 }
 mount_fs tmpfs tmpfs /tmp mode=1777,nosuid,nodev
 mount_fs devpts devpts /dev/pts gid=5,mode=620,ptmxmode=666
 mount_fs tmpfs tmpfs /dev/shm mode=1777,nosuid,nodev
 mount_fs debugfs debugfs /sys/kernel/debug mode=0700
-ln -s /proc/self/fd /dev/fd && ln -s /proc/self/fd/0 /dev/stdin &&
-	ln -s /proc/self/fd/1 /dev/stdout && ln -s /proc/self/fd/2 /dev/stderr
+B ln -s /proc/self/fd /dev/fd
+for i in 0:stdin 1:stdout 2:stderr; do B ln -s "/proc/self/fd/${i%%:*}" "/dev/${i#*:}"; done
 echo flaxdrm-vm >/proc/sys/kernel/hostname
 
 # The current directory of the host, read-write at the same path. The host's
@@ -57,38 +69,37 @@ cwd_fail() {
 	put setup_failed "mount-cwd"
 	poweroff_now
 }
-mkdir -p "$FVM_CWD" 2>/dev/null # exists on the host root, unless under /tmp or /run
+# The cwd exists on the host root, unless it is under /tmp or /run.
+[ -d "$FVM_CWD" ] || B mkdir -p "$FVM_CWD"
 if [ "$FVM_CWD_MODE" = bindfs ]; then
-	mkdir -p /run/flaxdrm-vm-cwd
-	mount -t 9p -o "$FVM_CWD_OPTS" cwd /run/flaxdrm-vm-cwd || cwd_fail 9p
+	B mkdir -p /run/flaxdrm-vm-cwd
+	B mount -t 9p -o "$FVM_CWD_OPTS" cwd /run/flaxdrm-vm-cwd || cwd_fail 9p
 	modprobe fuse || cwd_fail "modprobe fuse"
-	say "cwd over 9p mounted"
 	bindfs -o allow_other,dev,suid,nonempty,big_writes,max_write=1048576,max_read=1048576 --map="0/$FVM_UID:@0/@$FVM_UID" /run/flaxdrm-vm-cwd "$FVM_CWD" ||
 		cwd_fail bindfs
 else
-	mount -t 9p -o "$FVM_CWD_OPTS" cwd "$FVM_CWD" || cwd_fail 9p
+	B mount -t 9p -o "$FVM_CWD_OPTS" cwd "$FVM_CWD" || cwd_fail 9p
 fi
-
-say "cwd mounted"
+say "$FVM_CWD mounted ($FVM_CWD_MODE)"
 
 # The unprivileged user: /etc/passwd and /etc/group are the host's with any
 # uid/gid $FVM_UID entry replaced, bind-mounted over the read-only originals.
-mkdir -p /run/flaxdrm-vm-etc
-awk -F: -v uid="$FVM_UID" -v user="$FVM_USER" '
+B mkdir -p /run/flaxdrm-vm-etc
+B awk -F: -v uid="$FVM_UID" -v user="$FVM_USER" '
 	$3 != uid && $1 != user { print }
 	END { printf "%s:x:%d:%d:flaxdrm VM test user:%s:/bin/bash\n", user, uid, uid, "/tmp/home" }
 ' /etc/passwd >/run/flaxdrm-vm-etc/passwd
-awk -F: -v gid="$FVM_UID" -v user="$FVM_USER" -v groups=",$FVM_GROUP_NAMES," '
+B awk -F: -v gid="$FVM_UID" -v user="$FVM_USER" -v groups=",$FVM_GROUP_NAMES," '
 	$3 == gid || $1 == user { next }
 	index(groups, "," $1 ",") { $4 = ($4 == "" ? user : $4 "," user) }
 	{ print }
 	END { printf "%s:x:%d:\n", user, gid }
 ' OFS=: /etc/group >/run/flaxdrm-vm-etc/group
-mount --bind /run/flaxdrm-vm-etc/passwd /etc/passwd
-mount --bind /run/flaxdrm-vm-etc/group /etc/group
-mkdir -p /tmp/home "/run/user/$FVM_UID"
-chown "$FVM_UID:$FVM_UID" /tmp/home "/run/user/$FVM_UID"
-chmod 0700 "/run/user/$FVM_UID"
+B mount -o bind /run/flaxdrm-vm-etc/passwd /etc/passwd
+B mount -o bind /run/flaxdrm-vm-etc/group /etc/group
+B mkdir -p /tmp/home "/run/user/$FVM_UID"
+B chown "$FVM_UID:$FVM_UID" /tmp/home "/run/user/$FVM_UID"
+B chmod 0700 "/run/user/$FVM_UID"
 
 # Environment for the engine and the command: a clean one plus the host's
 # pass-through variables that run.sh collected.
@@ -110,20 +121,22 @@ as_user() {
 # flaxdrm.ko and the in-tree modules it depends on.
 kmod_loaded=0
 if [ -n "$FVM_KMOD" ]; then
-	deps=$(modinfo -F depends "$FVM_KMOD" 2>/dev/null | tr ',' ' ')
+	deps=$(modinfo -F depends "$FVM_KMOD" 2>/dev/null)
+	deps=${deps//,/ }
 	ok=1
-	for d in $deps; do
-		modprobe "$d" || { say "modprobe $d failed"; ok=0; }
-	done
+	if [ -n "$deps" ]; then
+		# shellcheck disable=SC2086
+		modprobe -a $deps || { say "modprobe $deps failed"; ok=0; }
+	fi
 	if [ $ok = 1 ] && insmod "$FVM_KMOD"; then
 		kmod_loaded=1
 		put kmod loaded
 		# Debian's udev rules: card* root:video 0660, renderD* root:render 0666.
 		for n in /dev/dri/card*; do
-			[ -e "$n" ] && chown root:video "$n" && chmod 0660 "$n"
+			[ -e "$n" ] && B chown root:video "$n" && B chmod 0660 "$n"
 		done
 		for n in /dev/dri/renderD*; do
-			[ -e "$n" ] && { chown root:render "$n" 2>/dev/null || true; chmod 0666 "$n"; }
+			[ -e "$n" ] && { B chown root:render "$n" 2>/dev/null; B chmod 0666 "$n"; }
 		done
 		say "flaxdrm.ko loaded (deps: ${deps:-none}); nodes: $(echo /dev/dri/*)"
 	else
@@ -138,9 +151,8 @@ fi
 engine_pid=
 engine_ok=1
 if [ "$kmod_loaded" = 1 ] && [ -n "$FVM_ENGINE" ]; then
-	mkdir -p /run/flaxdrm
+	B mkdir -p /run/flaxdrm
 	ready=/run/flaxdrm/engine.ready
-	rm -f "$ready"
 	# shellcheck disable=SC2086 # FVM_ENGINE_ARGS is word-split on purpose
 	(cd / && exec setsid env -i "${root_env[@]}" "$FVM_ENGINE" --ready-file "$ready" \
 		$FVM_ENGINE_ARGS) </dev/null >"$CTL/engine.log" 2>&1 &
@@ -158,7 +170,7 @@ if [ "$kmod_loaded" = 1 ] && [ -n "$FVM_ENGINE" ]; then
 			engine_ok=0
 			break
 		fi
-		sleep 0.2
+		nap 0.2
 	done
 	if [ $engine_ok = 1 ]; then
 		put engine ready
@@ -194,7 +206,7 @@ if [ $run_ok = 1 ]; then
 	if as_user /bin/kill -0 -1 2>/dev/null; then
 		say "killing processes the command left behind"
 		as_user /bin/kill -KILL -1 2>/dev/null
-		sleep 0.5
+		nap 0.5
 	fi
 else
 	put cmd not-run
@@ -210,7 +222,7 @@ if [ -n "$engine_pid" ]; then
 		kill -TERM "$engine_pid"
 		t0=$SECONDS
 		while kill -0 "$engine_pid" 2>/dev/null && [ $((SECONDS - t0)) -lt 20 ]; do
-			sleep 0.2
+			nap 0.2
 		done
 		if kill -0 "$engine_pid" 2>/dev/null; then
 			kill -KILL "$engine_pid"
@@ -232,7 +244,7 @@ if [ "$kmod_loaded" = 1 ]; then
 			break
 		fi
 		say "rmmod flaxdrm: $out"
-		sleep 1
+		nap 1
 	done
 	put rmmod $rc
 fi
@@ -242,9 +254,11 @@ if [ -w /sys/kernel/debug/kmemleak ]; then
 	cat /sys/kernel/debug/kmemleak >"$CTL/kmemleak.log"
 fi
 dmesg >"$CTL/dmesg.log" 2>&1
-sync
-umount "$FVM_CWD" 2>/dev/null || umount -l "$FVM_CWD"
-mountpoint -q /run/flaxdrm-vm-cwd && { umount /run/flaxdrm-vm-cwd 2>/dev/null || umount -l /run/flaxdrm-vm-cwd; }
+B sync
+B umount "$FVM_CWD" 2>/dev/null || B umount -l "$FVM_CWD"
+if [ "$FVM_CWD_MODE" = bindfs ]; then
+	B umount /run/flaxdrm-vm-cwd 2>/dev/null || B umount -l /run/flaxdrm-vm-cwd
+fi
 put done 1
 say "powering off"
 poweroff_now

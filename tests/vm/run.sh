@@ -224,6 +224,7 @@ video_gid=$(getent group video | cut -d: -f3)
 	printf 'FVM_ENGINE_ARGS=%q\n' "${FLAXDRM_VM_ENGINE_ARGS:-}"
 	printf 'FVM_ENGINE_TIMEOUT=%q\n' "${FLAXDRM_VM_ENGINE_TIMEOUT:-180}"
 	printf 'FVM_ROOT_CMD=%q\n' "$root_cmd"
+	printf 'FVM_TRACE=%q\n' "${FLAXDRM_VM_TRACE:-0}"
 } >"$rundir/config"
 printf '%s\0' "$@" >"$rundir/cmd"
 env -0 | grep -zE '^(FLAXDRM_[A-Za-z0-9_]*|GTEST_[A-Za-z0-9_]*|VK_[A-Za-z0-9_]*|MESA_[A-Za-z0-9_]*|LP_[A-Za-z0-9_]*|ASAN_OPTIONS|UBSAN_OPTIONS|LSAN_OPTIONS|CI)=' \
