@@ -550,6 +550,12 @@ int flaxdrm_ioctl_submit(struct drm_device *dev, void *data,
 
 	drm_sched_job_arm(&job->base);
 	finished = dma_fence_get(&job->base.s_fence->finished);
+	/*
+	 * A job of another file waiting on this one must wait until it is
+	 * finished, not merely handed to the engine, which may run the jobs of
+	 * different contexts concurrently.
+	 */
+	set_bit(DRM_SCHED_FENCE_DONT_PIPELINE, &finished->flags);
 	drm_sched_entity_push_job(&job->base);
 	/* the scheduler owns the job from here on */
 	mutex_unlock(&ffile->lock);

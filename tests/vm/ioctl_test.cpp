@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -355,6 +356,17 @@ TEST_F(Ioctl, GetParam) {
   p.param = FLAXDRM_PARAM_VERSION;
   p.pad = 1;
   EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_GET_PARAM, &p), EINVAL);
+}
+
+TEST_F(Ioctl, Fdinfo) {
+  uint32_t bo = BoCreate(fd(), 1 << 20);
+  (void)bo;
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd()));
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("drm-driver:\tflaxdrm"), std::string::npos) << text;
+  EXPECT_NE(text.find("drm-client-id:"), std::string::npos) << text;
+  EXPECT_NE(text.find("drm-engine-engine:"), std::string::npos) << text;
 }
 
 TEST_F(Ioctl, DriverVersion) {
@@ -1784,6 +1796,38 @@ TEST_F(EngineLink, EngineDeath) {
   ASSERT_EQ(Complete(id3, 0), 0);
   ASSERT_TRUE(WaitSyncobj(client(), s3, 10000));
   EXPECT_EQ(FenceStatus(client(), s3), 1);
+}
+
+TEST_F(EngineLink, CrossFileDependencyWaitsForFinish) {
+  // a job of another file waiting on this one is not queued for the
+  // engine before this one is complete
+  Fd other = OpenRender();
+  ASSERT_GE(other.get(), 0);
+  DenseModel m2 = MakeDense(other.get());
+  uint32_t io2 = BoCreate(other.get(), 4096);
+  uint32_t sync_a = 0, sync_b = 0, imported = 0;
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &sync_a), 0);
+  uint64_t id_a = SubmitCall(sync_a);
+  int sync_fd = -1;
+  ASSERT_EQ(drmSyncobjHandleToFD(client(), sync_a, &sync_fd), 0);
+  ASSERT_EQ(drmSyncobjFDToHandle(other.get(), sync_fd, &imported), 0);
+  close(sync_fd);
+  ASSERT_EQ(drmSyncobjCreate(other.get(), 0, &sync_b), 0);
+  Submit b(FLAXDRM_JOB_CALL, m2.root, m2.program);
+  b.Bind(0, io2, 0);
+  b.Bind(4, io2, 1024);
+  b.in_syncs.push_back({imported, 0, 0});
+  b.args.out_sync.handle = sync_b;
+  ASSERT_EQ(b.Run(other.get()), 0);
+
+  std::vector<uint8_t> buf;
+  ASSERT_EQ(Fetch(&buf), id_a);
+  EXPECT_EQ(Fetch(&buf, 300), 0u);  // b still waits for a
+  ASSERT_EQ(Complete(id_a, 0), 0);
+  ASSERT_EQ(Fetch(&buf), b.args.job_id);
+  ASSERT_EQ(Complete(b.args.job_id, 0), 0);
+  ASSERT_TRUE(WaitSyncobj(other.get(), sync_b, 10000));
+  EXPECT_EQ(FenceStatus(other.get(), sync_b), 1);
 }
 
 TEST_F(EngineLink, ClientClosesWithJobsQueued) {

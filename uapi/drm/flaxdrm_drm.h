@@ -437,7 +437,10 @@ struct drm_flaxdrm_engine_attach {
  * or the engine detaches: the engine must not close them itself.
  *
  * FETCH hands out jobs in the order the scheduler ran them, once their
- * in-syncs have signalled. With timeout_ms, it blocks (interruptibly) until
+ * in-syncs have signalled. The engine may run jobs of different contexts
+ * concurrently but must run the jobs of one context in FETCH order (the
+ * scheduler does not hold back a job that waits for an earlier job of the
+ * same file). With timeout_ms, it blocks (interruptibly) until
  * a job is queued; none by then returns 0 with job_id 0 and buffer_size 0.
  * A buffer smaller than the job is ENOSPC with buffer_size set to the size
  * needed; the job stays queued. A timed-out job is forgotten: its late
