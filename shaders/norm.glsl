@@ -1,0 +1,196 @@
+// Normalisation layers over f32: LayerNorm, RMSNorm, GroupNorm, BatchNorm.
+//
+// Every one is seen as x[NB, S, G, CG]: a segment is one (nb, g) and holds
+// S * CG elements; its statistics normalise it and channel g * CG + c picks
+// the scale and bias.
+//   LayerNorm / RMSNorm: NB rows, S = product of the extra reduced axes,
+//                         G = 1, CG = C (the last axis)
+//   GroupNorm:            NB = N, S = spatial positions, G = groups, CG = C / G
+//   BatchNorm:            NB = 1, S = rows, G = C, CG = 1
+//
+// Statistics are in f32 as Flax computes them (mean and E[x^2] - E[x]^2,
+// clipped at 0), but accumulated carefully: relative to the segment's first
+// element (the same formula, without the cancellation a large mean causes),
+// in two levels (blocks of 64 values per invocation, then the blocks; in
+// workgroup mode a tree across the workgroup).
+//
+// LANE_MODE: one invocation per segment (many small segments; the
+// invocations never talk, which suits CPU devices); otherwise one workgroup
+// per segment with a shared-memory tree.
+//
+// norm_texel.comp (TEXEL defined) reads x through an R32F uniform texel
+// buffer: on lavapipe that is a vector gather, where a storage-buffer read
+// is a per-lane loop.
+// Included by norm.comp (storage buffers) and norm_texel.comp.
+
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = 1) const uint MODE = 0;
+layout(constant_id = 2) const bool LANE_MODE = false;
+
+#define MODE_LAYER 0u     // mean and variance from the segment
+#define MODE_RMS 1u       // mean of squares only
+#define MODE_BN_INFER 2u  // mean and variance given (running statistics)
+#define MODE_BN_TRAIN 3u  // as MODE_LAYER, and new running statistics
+
+#define FLAG_SCALE 1u
+#define FLAG_BIAS 2u
+
+const uint WG = gl_WorkGroupSize.x;
+const uint BLOCK = 64u;
+
+layout(push_constant) uniform Params {
+	uint NB, S, G, CG;
+	uint flags;
+	float eps;
+	float momentum;
+	uint x_off;     // elements from the bound ranges
+	uint y_off;
+	uint scale_off;
+	uint bias_off;
+	uint mean_off;
+	uint var_off;
+	uint nmean_off;
+	uint nvar_off;
+	uint groups_x;  // workgroups per row of the dispatch grid
+} pc;
+
+#ifdef TEXEL
+layout(set = 0, binding = 0) uniform samplerBuffer xt;
+layout(set = 0, binding = 2) uniform samplerBuffer scalet;
+layout(set = 0, binding = 3) uniform samplerBuffer biast;
+#define LOADX(i) texelFetch(xt, int(i)).x
+#define SCALE(i) texelFetch(scalet, int(i)).x
+#define BIAS(i) texelFetch(biast, int(i)).x
+#else
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufX { float xs[]; };
+layout(set = 0, binding = 2, std430) readonly restrict buffer BufScale { float scale[]; };
+layout(set = 0, binding = 3, std430) readonly restrict buffer BufBias { float bias[]; };
+#define LOADX(i) xs[i]
+#define SCALE(i) scale[i]
+#define BIAS(i) bias[i]
+#endif
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY { float y[]; };
+layout(set = 0, binding = 4, std430) readonly restrict buffer BufMean { float rmean[]; };
+layout(set = 0, binding = 5, std430) readonly restrict buffer BufVar { float rvar[]; };
+layout(set = 0, binding = 6, std430) writeonly restrict buffer BufNMean { float nmean[]; };
+layout(set = 0, binding = 7, std430) writeonly restrict buffer BufNVar { float nvar[]; };
+
+shared float red1[WG];
+shared float red2[WG];
+
+// Element (s, c) of the segment: base + s * G * CG + c.
+struct Walk {
+	uint s, c;
+};
+
+void main()
+{
+	const uint group = gl_WorkGroupID.y * pc.groups_x + gl_WorkGroupID.x;
+	const uint lane = LANE_MODE ? 0u : gl_LocalInvocationID.x;
+	const uint seg = LANE_MODE ? group * WG + gl_LocalInvocationID.x : group;
+	const uint segs = pc.NB * pc.G;
+	if (LANE_MODE && seg >= segs)
+		return;
+	if (!LANE_MODE && seg >= segs)
+		return; // uniform across the workgroup: no barrier is skipped unevenly
+	const uint nb = seg / pc.G, g = seg % pc.G;
+	const uint row = pc.G * pc.CG;  // elements between two s
+	const uint base = nb * pc.S * row + g * pc.CG;
+	const uint n = pc.S * pc.CG;
+	const uint step = LANE_MODE ? 1u : WG;
+	// Stepping (s, c) by `step` elements in segment order.
+	const uint step_s = step / pc.CG, step_c = step % pc.CG;
+
+	// y = ((x - shift) - m1) * mul: the mean is shift + m1, never rounded
+	// to one float (which would cost its large part's ulp).
+	float shift = 0.0, m1 = 0.0, var = 0.0;
+	const uint ch0 = g * pc.CG;
+	if (MODE == MODE_BN_INFER) {
+		m1 = rmean[pc.mean_off + g];
+		var = rvar[pc.var_off + g];
+	} else {
+		shift = MODE == MODE_RMS ? 0.0 : LOADX(pc.x_off + base);
+		float t1 = 0.0, t2 = 0.0, p1 = 0.0, p2 = 0.0;
+		uint cnt = 0u;
+		Walk w = Walk(lane / pc.CG, lane % pc.CG);
+		for (uint k = lane; k < n; k += step) {
+			const float v = LOADX(pc.x_off + base + w.s * row + w.c) - shift;
+			p1 += v;
+			p2 = fma(v, v, p2);
+			if (++cnt == BLOCK) {
+				t1 += p1;
+				t2 += p2;
+				p1 = p2 = 0.0;
+				cnt = 0u;
+			}
+			w.c += step_c;
+			w.s += step_s;
+			if (w.c >= pc.CG) {
+				w.c -= pc.CG;
+				w.s++;
+			}
+		}
+		t1 += p1;
+		t2 += p2;
+		if (!LANE_MODE) {
+			red1[lane] = t1;
+			red2[lane] = t2;
+			memoryBarrierShared();
+			barrier();
+			[[unroll]] for (uint h = WG / 2u; h > 0u; h /= 2u) {
+				if (lane < h) {
+					red1[lane] += red1[lane + h];
+					red2[lane] += red2[lane + h];
+				}
+				memoryBarrierShared();
+				barrier();
+			}
+			t1 = red1[0];
+			t2 = red2[0];
+		}
+		const float inv_n = 1.0 / float(n);
+		m1 = t1 * inv_n;
+		const float m2 = t2 * inv_n;
+		// Clipped at 0 as Flax does; NaN (inf - inf) stays NaN, which
+		// max() might drop.
+		const float d = m2 - m1 * m1;
+		var = isnan(d) ? d : max(d, 0.0);
+		if (MODE == MODE_RMS) {
+			var = m2;
+			m1 = 0.0;
+		}
+		if (MODE == MODE_BN_TRAIN && lane == 0u) {
+			const float mean = shift + m1;
+			nmean[pc.nmean_off + g] = pc.momentum * rmean[pc.mean_off + g] + (1.0 - pc.momentum) * mean;
+			nvar[pc.nvar_off + g] = pc.momentum * rvar[pc.var_off + g] + (1.0 - pc.momentum) * var;
+		}
+	}
+
+	const float mul = inversesqrt(var + pc.eps);
+	const bool has_scale = (pc.flags & FLAG_SCALE) != 0u;
+	const bool has_bias = (pc.flags & FLAG_BIAS) != 0u;
+	if (pc.CG == 1u) {
+		// One channel per segment (BatchNorm): hoist its parameters.
+		const float m = mul * (has_scale ? SCALE(pc.scale_off + ch0) : 1.0);
+		const float b = has_bias ? BIAS(pc.bias_off + ch0) : 0.0;
+		for (uint s = lane; s < pc.S; s += step) {
+			const uint i = base + s * row;
+			y[pc.y_off + i] = fma((LOADX(pc.x_off + i) - shift) - m1, m, b);
+		}
+		return;
+	}
+	Walk w = Walk(lane / pc.CG, lane % pc.CG);
+	for (uint k = lane; k < n; k += step) {
+		const uint i = base + w.s * row + w.c;
+		const uint ch = ch0 + w.c;
+		const float m = has_scale ? mul * SCALE(pc.scale_off + ch) : mul;
+		const float b = has_bias ? BIAS(pc.bias_off + ch) : 0.0;
+		y[pc.y_off + i] = fma((LOADX(pc.x_off + i) - shift) - m1, m, b);
+		w.c += step_c;
+		w.s += step_s;
+		if (w.c >= pc.CG) {
+			w.c -= pc.CG;
+			w.s++;
+		}
+	}
+}
