@@ -87,6 +87,34 @@ float erf_f(float x)
 	return x * p / q;
 }
 
+// erfc(z) for z >= 0.5 (Numerical Recipes' erfcc, a Chebyshev fit with
+// relative error < 1.2e-7): accurate in the tail where 1 - erf(z) cancels.
+float erfc_tail(float z)
+{
+	const float t = 1.0 / (1.0 + 0.5 * z);
+	float p = 0.17087277;
+	p = p * t - 0.82215223;
+	p = p * t + 1.48851587;
+	p = p * t - 1.13520398;
+	p = p * t + 0.27886807;
+	p = p * t - 0.18628806;
+	p = p * t + 0.09678418;
+	p = p * t + 0.37409196;
+	p = p * t + 1.00002368;
+	p = p * t - 1.26551223;
+	return t * exp(p - z * z);
+}
+
+// The standard normal CDF Phi(x) = (1 + erf(x / sqrt(2))) / 2, through
+// erfc where erf(x / sqrt(2)) is near -1.
+float normal_cdf(float x)
+{
+	const float z = x * 0.7071067811865476;
+	if (z < -0.5)
+		return 0.5 * erfc_tail(-z);
+	return 0.5 * (1.0 + erf_f(z));
+}
+
 // exp(x) - 1 without cancellation: Taylor series to x^8 for |x| < 0.1
 // (error < 3e-14 relative), exp(x) - 1 elsewhere (<= 10 ulp).
 float expm1_f(float x)
@@ -156,8 +184,9 @@ float apply(float x, uint i)
 		return x * (0.5 * (1.0 + tanh_f(k * (x + 0.044715 * (x * x * x)))));
 	}
 	case OP_GELU_ERF:
-		// jax.nn.gelu(approximate=False): x * (erf(x / sqrt(2)) + 1) / 2
-		return x * (erf_f(x * 0.7071067811865476) + 1.0) * 0.5;
+		// jax.nn.gelu(approximate=False): x * (erf(x / sqrt(2)) + 1) / 2,
+		// with the negative tail through erfc (no cancellation)
+		return isnan(x) ? x : x * normal_cdf(x);
 	case OP_SILU:
 		return x * sigmoid_f(x);
 	case OP_SIGMOID:
