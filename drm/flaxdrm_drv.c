@@ -323,10 +323,17 @@ static void flaxdrm_remove(struct platform_device *pdev)
 {
 	struct flaxdrm_device *fdev = platform_get_drvdata(pdev);
 
+	unsigned int refs;
+
 	drm_dev_unregister(&fdev->drm);
 	/* no file is open any more; wait for the last jobs to be freed */
 	flaxdrm_sched_fini(fdev);
 	mutex_destroy(&fdev->engine_lock);
+
+	/* every GEM object holds the device: only devres may be left */
+	refs = kref_read(&fdev->drm.ref);
+	if (refs != 1)
+		drm_err(&fdev->drm, "%u references left at unload\n", refs - 1);
 }
 
 static struct platform_driver flaxdrm_platform_driver = {

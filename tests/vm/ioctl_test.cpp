@@ -22,6 +22,7 @@
 
 #include <xf86drm.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -1828,6 +1829,79 @@ TEST_F(EngineLink, CrossFileDependencyWaitsForFinish) {
   ASSERT_EQ(Complete(b.args.job_id, 0), 0);
   ASSERT_TRUE(WaitSyncobj(other.get(), sync_b, 10000));
   EXPECT_EQ(FenceStatus(other.get(), sync_b), 1);
+}
+
+TEST_F(EngineLink, Stress) {
+  // clients submitting in parallel while the engine completes, fails or
+  // ignores (timeout) their jobs; then the engine dies with jobs pending
+  saved_timeout_ = GetTimeout();
+  SetTimeout(200);
+  std::atomic<bool> stop{false};
+  std::atomic<int> fetched{0};
+  std::thread engine_thread([&] {
+    std::vector<uint8_t> buf(1 << 16);
+    unsigned n = 0;
+    while (!stop) {
+      drm_flaxdrm_engine_fetch f{};
+      f.timeout_ms = 50;
+      f.buffer = reinterpret_cast<uintptr_t>(buf.data());
+      f.buffer_size = static_cast<uint32_t>(buf.size());
+      if (Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_FETCH, &f) || !f.job_id)
+        continue;
+      fetched++;
+      n++;
+      if (n % 7 == 3)
+        continue;  // lost: times out
+      Complete(f.job_id, n % 5 == 1 ? -EIO : 0);
+    }
+  });
+  auto client_fn = [&](int which, bool wait) {
+    Fd f = OpenRender();
+    ASSERT_GE(f.get(), 0);
+    DenseModel m = MakeDense(f.get());
+    uint32_t io = BoCreate(f.get(), 4096);
+    uint32_t tl = 0;
+    ASSERT_EQ(drmSyncobjCreate(f.get(), 0, &tl), 0);
+    const uint64_t jobs = 30;
+    for (uint64_t i = 1; i <= jobs; i++) {
+      Submit call(FLAXDRM_JOB_CALL, m.root, m.program);
+      call.Bind(0, io, 0);
+      call.Bind(4, io, 1024);
+      if (i > 1 && which == 0)
+        call.in_syncs.push_back({tl, 0, i - 1});
+      call.args.out_sync = {tl, 0, i};
+      ASSERT_EQ(call.Run(f.get()), 0);
+    }
+    if (!wait)
+      return;  // close with jobs in flight
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t abs = ts.tv_sec * 1000000000ll + ts.tv_nsec + 120000000000ll;
+    uint64_t point = jobs;
+    EXPECT_EQ(drmSyncobjTimelineWait(f.get(), &tl, &point, 1, abs,
+                                     DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL, nullptr),
+              0);
+  };
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 3; i++)
+    clients.emplace_back(client_fn, i, i != 2);
+  for (auto &t : clients)
+    t.join();
+  stop = true;
+  engine_thread.join();
+  EXPECT_GT(fetched.load(), 60);
+  // leave some jobs with the engine (fetched or not), then let it die
+  SetTimeout(20000);
+  uint32_t s = 0;
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &s), 0);
+  for (int i = 0; i < 5; i++)
+    SubmitCall(s);
+  std::vector<uint8_t> buf;
+  EXPECT_NE(Fetch(&buf), 0u);
+  EXPECT_NE(Fetch(&buf), 0u);
+  engine_.reset();
+  ASSERT_TRUE(WaitSyncobj(client(), s, 20000));
+  EXPECT_EQ(FenceStatus(client(), s), -ENODEV);
 }
 
 TEST_F(EngineLink, ClientClosesWithJobsQueued) {
