@@ -430,3 +430,49 @@ TEST(ConvRefuse, BadAttributesAndShapes)
 }
 
 } // namespace
+
+namespace {
+
+// Timing only (run with --gtest_also_run_disabled_tests): the ResNet-style
+// 3x3 layer, 56x56x64 -> 64, stride 1, SAME, bias, N = 1 and 8.
+TEST(ConvBench, DISABLED_Resnet3x3)
+{
+	for (uint32_t n : {1u, 8u}) {
+		const ref::ConvParams c = P(n, 56, 56, 64, 3, 3, 64, {1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1});
+		std::vector<float> x = random_vector(c.x_size(), 1), w = random_vector(c.w_size(), 2);
+		std::vector<float> bias = random_vector(c.F, 3);
+		double ms = 0;
+		run_conv(c, x, w, &bias, false, &ms, 5);
+		std::printf("conv 3x3 %ux56x56x64 -> 64: %.2f ms (%.1f GFLOP/s)\n", n, ms,
+			    2.0 * c.y_size() * 576 / ms * 1e-6);
+	}
+}
+
+} // namespace
+
+namespace {
+
+TEST(ConvBench, DISABLED_GemmSameFlops)
+{
+	for (uint32_t n : {64u, 96u}) {
+		const uint32_t M = 3136, K = 576;
+		Program p;
+		const uint32_t tx = p.input({M, K});
+		const uint32_t tw = p.variable(1, "kernel", {K, n});
+		const uint32_t ty = p.output({M, n});
+		p.op(FLAXDRM_OP_DENSE, 1, {tx, tw}, {ty});
+		std::vector<float> x = random_vector(size_t(M) * K, 1), w = random_vector(size_t(K) * n, 2), y(size_t(M) * n);
+		Bindings b(p);
+		b.host(tx, x);
+		b.host(tw, w);
+		b.host(ty, y);
+		executor(false).run(p.tensors, p.ops, b.mem);
+		const auto t0 = std::chrono::steady_clock::now();
+		for (int i = 0; i < 5; i++)
+			executor(false).run(p.tensors, p.ops, b.mem);
+		const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 5;
+		std::printf("gemm %ux%ux%u: %.2f ms (%.1f GFLOP/s)\n", M, K, n, ms, 2.0 * M * K * n / ms * 1e-6);
+	}
+}
+
+} // namespace

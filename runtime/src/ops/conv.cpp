@@ -47,7 +47,10 @@ uint32_t pow2_at_least(uint64_t n, uint32_t cap)
 }
 
 // Texel path: 64 invocations, each an 8 x 8 block (8 pixels, 2 texels of
-// features); narrow groups get fewer columns of invocations.
+// features); narrow groups get fewer columns of invocations. Measured on
+// lavapipe (2 shared cores) for 56x56x64 -> 64 3x3: as fast as the texel
+// GEMM on the same FLOPs (3136x576x64); 16 x 8 blocks were within noise,
+// 4-wide or 16-wide feature blocks 1.5-2.5x slower.
 Config texel_config(uint32_t FgV)
 {
 	const uint32_t tnv = FgV >= 2 ? 2 : 1;
