@@ -259,6 +259,6 @@ B umount "$FVM_CWD" 2>/dev/null || B umount -l "$FVM_CWD"
 if [ "$FVM_CWD_MODE" = bindfs ]; then
 	B umount /run/flaxdrm-vm-cwd 2>/dev/null || B umount -l /run/flaxdrm-vm-cwd
 fi
-put done 1
+put "done" 1
 say "powering off"
 poweroff_now

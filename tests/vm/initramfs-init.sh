@@ -44,5 +44,6 @@ mount --move /dev /newroot/dev || die "move /dev"
 mount --move /proc /newroot/proc || die "move /proc"
 mount --move /sys /newroot/sys || die "move /sys"
 
+# shellcheck disable=SC2093 # die only runs if the exec fails
 exec switch_root /newroot /bin/bash /run/flaxdrm-vm/guest.sh
 die "switch_root failed"
