@@ -1,4 +1,4 @@
-// flaxdrm-engine [--node PATH] [--ready-file PATH] [--vulkan-device NAME] [--warm-up] [-v]
+// flaxdrm-engine [--node PATH] [--ready-file PATH] [--vulkan-device NAME] [--no-warm-up] [-v]
 //
 // The trusted engine daemon: opens the flaxdrm primary node, attaches as
 // its engine (root/CAP_SYS_ADMIN), then fetches setup/call/cleanup jobs and
@@ -30,12 +30,14 @@ void on_signal(int)
 void usage(FILE* f)
 {
 	std::fprintf(f,
-		     "usage: flaxdrm-engine [--node PATH] [--ready-file PATH] [--vulkan-device NAME] [--warm-up] [-v]\n"
+		     "usage: flaxdrm-engine [--node PATH] [--ready-file PATH] [--vulkan-device NAME] [--no-warm-up] [-v]\n"
 		     "  --node PATH           flaxdrm primary node (default: found by driver name)\n"
 		     "  --ready-file PATH     written once attached, for harnesses to wait on\n"
 		     "  --vulkan-device NAME  prefer the Vulkan device whose name contains NAME\n"
-		     "  --warm-up             compile the common pipelines before attaching (slow\n"
-		     "                        shader compilers: lavapipe under emulation)\n"
+		     "  --no-warm-up          attach at once instead of first compiling the common\n"
+		     "                        pipelines (which keeps the first jobs of slow shader\n"
+		     "                        compilers, lavapipe under emulation, within the\n"
+		     "                        kernel's job timeout)\n"
 		     "  -v, --verbose         log every job to stderr\n");
 }
 
@@ -56,7 +58,7 @@ bool write_ready_file(const std::string& path, const std::string& node, const st
 int main(int argc, char** argv)
 {
 	std::string node, ready_file, vulkan_device;
-	bool warm = false;
+	bool warm = true;
 	for (int i = 1; i < argc; i++) {
 		std::string a = argv[i];
 		auto value = [&](const char* opt) -> std::string {
@@ -74,6 +76,8 @@ int main(int argc, char** argv)
 			vulkan_device = value("--vulkan-device");
 		else if (a == "--warm-up")
 			warm = true;
+		else if (a == "--no-warm-up")
+			warm = false;
 		else if (a == "-v" || a == "--verbose")
 			engine::verbose = true;
 		else if (a == "-h" || a == "--help") {

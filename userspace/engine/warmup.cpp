@@ -29,7 +29,10 @@ drm_flaxdrm_tensor tensor(uint32_t kind, std::initializer_list<uint32_t> dims, c
 	return t;
 }
 
-void run_dense(rt::Executor& ex, uint32_t M, uint32_t K, uint32_t N)
+// Keys for resident warm-up variables; dropped again right away.
+constexpr uint64_t kWarmKernel = ~0ull - 1, kWarmBias = ~0ull - 2;
+
+void run_dense(rt::Executor& ex, uint32_t M, uint32_t K, uint32_t N, bool resident = false)
 {
 	std::vector<drm_flaxdrm_tensor> t = {
 		tensor(FLAXDRM_TENSOR_INPUT, {M, K}),
@@ -60,7 +63,24 @@ void run_dense(rt::Executor& ex, uint32_t M, uint32_t K, uint32_t N)
 	mem[1] = {k.data(), k.size() * 4}; // var_key 0: not cached
 	mem[2] = {b.data(), b.size() * 4};
 	mem[4] = {y.data(), y.size() * 4};
-	ex.run(t, ops, mem);
+	if (resident) {
+		// the setup path: variables made resident first, as clients do
+		ex.load_variable(kWarmKernel, 1, t[1], k.data());
+		ex.load_variable(kWarmBias, 1, t[2], b.data());
+		mem[1].var_key = kWarmKernel;
+		mem[1].var_generation = 1;
+		mem[2].var_key = kWarmBias;
+		mem[2].var_generation = 1;
+	}
+	try {
+		ex.run(t, ops, mem);
+	} catch (...) {
+		ex.drop_variable(kWarmKernel);
+		ex.drop_variable(kWarmBias);
+		throw;
+	}
+	ex.drop_variable(kWarmKernel);
+	ex.drop_variable(kWarmBias);
 }
 
 } // namespace
@@ -80,8 +100,11 @@ void warm_up(rt::Executor& executor)
 	}
 	try {
 		run_dense(executor, 1, 3, 3);
+		// resident variables and MLP-like sizes (vector and scalar paths)
+		run_dense(executor, 8, 32, 64, true);
+		run_dense(executor, 8, 64, 10, true);
 	} catch (const std::exception& e) {
-		error("warm-up (scalar) failed: %s", e.what());
+		error("warm-up (scalar, resident) failed: %s", e.what());
 	}
 	log("warm-up done in %.1f s",
 	    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
