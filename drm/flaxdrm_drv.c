@@ -260,6 +260,7 @@ static const struct drm_driver flaxdrm_driver = {
 	.ioctls = flaxdrm_ioctls,
 	.num_ioctls = ARRAY_SIZE(flaxdrm_ioctls),
 	.fops = &flaxdrm_fops,
+	.gem_create_object = flaxdrm_gem_create_object,
 	.gem_prime_import_sg_table = drm_gem_shmem_prime_import_sg_table,
 #if defined(FLAXDRM_HAVE_GEM_PRIME_MMAP)
 	.prime_handle_to_fd = drm_gem_prime_handle_to_fd,
@@ -297,6 +298,7 @@ static int flaxdrm_probe(struct platform_device *pdev)
 	spin_lock_init(&fdev->fence_lock);
 	atomic64_set(&fdev->job_seq, 0);
 	atomic64_set(&fdev->var_seq, 0);
+	atomic_set(&fdev->num_bos, 0);
 	spin_lock_init(&fdev->jobs_lock);
 	fdev->live_jobs = 0;
 	init_waitqueue_head(&fdev->jobs_wq);
@@ -323,17 +325,17 @@ static void flaxdrm_remove(struct platform_device *pdev)
 {
 	struct flaxdrm_device *fdev = platform_get_drvdata(pdev);
 
-	unsigned int refs;
+	int bos;
 
 	drm_dev_unregister(&fdev->drm);
 	/* no file is open any more; wait for the last jobs to be freed */
 	flaxdrm_sched_fini(fdev);
 	mutex_destroy(&fdev->engine_lock);
 
-	/* every GEM object holds the device: only devres may be left */
-	refs = kref_read(&fdev->drm.ref);
-	if (refs != 1)
-		drm_err(&fdev->drm, "%u references left at unload\n", refs - 1);
+	/* exported BOs hold the module: none may be left */
+	bos = atomic_read(&fdev->num_bos);
+	if (bos)
+		drm_err(&fdev->drm, "%d buffer objects leaked\n", bos);
 }
 
 static struct platform_driver flaxdrm_platform_driver = {

@@ -59,6 +59,9 @@ struct flaxdrm_device {
 	atomic64_t job_seq;
 	atomic64_t var_seq;
 
+	/* BOs created by BO_CREATE and not yet freed */
+	atomic_t num_bos;
+
 	/* jobs alive (submitted and not yet freed), for teardown */
 	spinlock_t jobs_lock;
 	unsigned int live_jobs;
@@ -202,6 +205,8 @@ int flaxdrm_ioctl_bo_create(struct drm_device *dev, void *data,
 			    struct drm_file *file);
 int flaxdrm_ioctl_bo_mmap_offset(struct drm_device *dev, void *data,
 				 struct drm_file *file);
+struct drm_gem_object *flaxdrm_gem_create_object(struct drm_device *dev,
+						 size_t size);
 
 /* flaxdrm_module.c */
 int flaxdrm_ioctl_module_create(struct drm_device *dev, void *data,
