@@ -303,6 +303,10 @@ std::vector<ConvCase> conv_cases()
 		P(2, 5, 5, 4, 4, 4, 12, {1, 1, 3, 2, 1, 1, 0, 0, 2, 3, 1, 2}),        // lhs dilation, odd
 		P(1, 7, 7, 16, 3, 3, 16, {1, 1, 0, 0, 0, 0, 16, 0, 1, 1, 1, 1}),      // depthwise
 		P(1, 7, 7, 12, 3, 3, 24, {2, 1, 0, 0, 0, 0, 12, 0, 1, 1, 1, 1}),      // depthwise x2
+		P(2, 9, 8, 8, 3, 3, 8, {2, 1, 0, 0, 2, 1, 8, 0, 1, 2, 2, 1}),         // depthwise, strided, dilated
+		P(1, 5, 6, 4, 3, 3, 4, {1, 1, 0, 0, 0, 0, 4, 1, 1, 1, 1, 1}),         // depthwise, circular
+		P(1, 4, 5, 12, 3, 3, 12, {1, 1, 2, 2, 0, 0, 12, 0, 1, 1, 2, 2}),      // depthwise, input dilation
+		P(1, 5, 5, 3, 3, 3, 3, {1, 1, 0, 0, 0, 0, 3, 0, 1, 1, 1, 1}),         // depthwise, C % 4 != 0
 		P(1, 8, 8, 6, 3, 3, 9, {1, 1, 0, 0, 0, 0, 3, 0, 1, 1, 1, 1}),         // groups, odd
 		P(1, 8, 8, 16, 3, 3, 32, {1, 1, 0, 0, 0, 0, 2, 0, 1, 1, 1, 1}),       // groups, texel
 		P(2, 6, 5, 8, 3, 3, 8, {1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1}),         // circular
@@ -445,6 +449,17 @@ TEST(ConvBench, DISABLED_Resnet3x3)
 		run_conv(c, x, w, &bias, false, &ms, 5);
 		std::printf("conv 3x3 %ux56x56x64 -> 64: %.2f ms (%.1f GFLOP/s)\n", n, ms,
 			    2.0 * c.y_size() * 576 / ms * 1e-6);
+	}
+}
+
+TEST(ConvBench, DISABLED_Depthwise3x3)
+{
+	for (bool fallback : {false, true}) {
+		const ref::ConvParams c = P(1, 112, 112, 32, 3, 3, 32, {1, 1, 0, 0, 0, 0, 32, 0, 1, 1, 1, 1});
+		std::vector<float> x = random_vector(c.x_size(), 1), w = random_vector(c.w_size(), 2);
+		double ms = 0;
+		run_conv(c, x, w, nullptr, fallback, &ms, 5);
+		std::printf("depthwise 3x3 1x112x112x32%s: %.2f ms\n", fallback ? " [fallback]" : "", ms);
 	}
 }
 

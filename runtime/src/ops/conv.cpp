@@ -2,9 +2,10 @@
 // NHWC input and HWIO kernel): strides, explicit zero or circular padding,
 // input (lhs) dilation, kernel (rhs) dilation, feature groups.
 //
-// Two shaders: conv_texel.comp, an implicit GEMM with texel-buffer reads
-// for CPU devices (needs C/G and F/G multiples of 4), and conv.comp, the
-// portable storage-buffer path for everything else. Output pixels are
+// Three shaders: conv_texel.comp, an implicit GEMM with texel-buffer reads
+// for CPU devices (needs C/G and F/G multiples of 4); conv_dw_texel.comp,
+// depthwise (groups == C == F, C % 4 == 0) on CPU devices; and conv.comp,
+// the portable storage-buffer path for everything else. Output pixels are
 // split into several dispatches when the grid or the y binding would be
 // too large; x and the kernel are bound whole.
 #include <algorithm>
@@ -58,9 +59,16 @@ Config texel_config(uint32_t FgV)
 	return {wg_x, 64 / wg_x, 8, 4 * tnv};
 }
 
+// Depthwise texel path: each invocation 4 pixels of one texel of channels.
+Config depthwise_config(uint32_t CV)
+{
+	const uint32_t wg_x = pow2_at_least(CV, 16);
+	return {wg_x, 64 / wg_x, 4, 4};
+}
+
 Config generic_config(uint32_t G, uint32_t Fg)
 {
-	const uint32_t tf = 4;
+	const uint32_t tf = std::min<uint32_t>(Fg, 4); // depthwise: 1
 	const uint32_t wg_x = pow2_at_least(uint64_t(G) * ((Fg + tf - 1) / tf), 8);
 	return {wg_x, 64 / wg_x, 1, tf};
 }
@@ -124,12 +132,26 @@ public:
 		const bool texel = ctx.device.cpu_kernels() && Cg % 4 == 0 && Fg % 4 == 0 && pc.x_off % 4 == 0 &&
 				   pc.w_off % 4 == 0 && pc.b_off % 4 == 0 && bind_x.range / 16 <= max_texels &&
 				   bind_w.range / 16 <= max_texels;
-		const Config cfg = texel ? texel_config(Fg / 4) : generic_config(pc.G, Fg);
+		const bool depthwise = ctx.device.cpu_kernels() && pc.G == pc.C && pc.F == pc.C && pc.C % 4 == 0 &&
+				       pc.x_off % 4 == 0 && pc.w_off % 4 == 0 && pc.b_off % 4 == 0 &&
+				       bind_x.range / 16 <= max_texels && bind_w.range / 16 <= max_texels;
+		const Config cfg = depthwise ? depthwise_config(pc.C / 4)
+				   : texel   ? texel_config(Fg / 4)
+					     : generic_config(pc.G, Fg);
 		const uint32_t spec[] = {cfg.wg_x, cfg.wg_y, cfg.tm, cfg.tn};
 		uint32_t groups_x;
 		const Pipeline* p;
 		BufferRange bx = bind_x, bw = bind_w;
-		if (texel) {
+		if (depthwise) {
+			bx.type = bw.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+			bx.format = bw.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+			const VkDescriptorType types[] = {
+				VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+				VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER};
+			const uint32_t dspec[] = {cfg.wg_x, cfg.wg_y, cfg.tm};
+			p = &ctx.pipelines.get("conv_dw_texel", dspec, types, sizeof(ConvPush));
+			groups_x = (pc.C / 4 + cfg.wg_x - 1) / cfg.wg_x;
+		} else if (texel) {
 			bx.type = bw.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
 			bx.format = bw.format = VK_FORMAT_R32G32B32A32_SFLOAT;
 			const VkDescriptorType types[] = {
