@@ -195,9 +195,16 @@ fi
 
 if [ $run_ok = 1 ]; then
 	mapfile -d '' cmd <"$CTL/cmd"
-	say "running as uid $FVM_UID in $FVM_CWD: ${cmd[*]}"
 	t0=$SECONDS
-	(cd "$FVM_CWD" && as_user "${cmd[@]}") </dev/null >>"$CTL/output.log" 2>&1
+	if [ "${FVM_AS_ROOT:-0}" = 1 ]; then
+		say "running as root in $FVM_CWD: ${cmd[*]}"
+		B mkdir -p /tmp/root-home
+		(cd "$FVM_CWD" && exec env -i "${root_env[@]}" HOME=/tmp/root-home "${cmd[@]}") \
+			</dev/null >>"$CTL/output.log" 2>&1
+	else
+		say "running as uid $FVM_UID in $FVM_CWD: ${cmd[*]}"
+		(cd "$FVM_CWD" && as_user "${cmd[@]}") </dev/null >>"$CTL/output.log" 2>&1
+	fi
 	rc=$?
 	put cmd "$rc"
 	put cmd_seconds $((SECONDS - t0))

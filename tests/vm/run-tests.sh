@@ -12,6 +12,14 @@
 #   - every tests/vm/*_test.sh script except harness_test.sh (that one boots
 #     VMs itself and runs on the host), with bash.
 # NAME... keeps only the tests whose name contains one of the NAMEs.
+#
+# Root pass: GoogleTest suites that play the engine themselves need root and
+# no engine attached. When a binary lists tests matching
+# $FLAXDRM_VM_ROOT_GTEST_FILTER (default "EngineLink.*"; listed on the host
+# with --gtest_list_tests), a second VM boots with `run.sh --no-engine
+# --as-root` and runs those binaries as root with that filter, results in
+# build/vm/results/NAME.root.{xml,log} and summary.root.txt. (In the first
+# pass these tests skip themselves.) FLAXDRM_VM_ROOT_PASS=0 turns it off.
 # Each test's output goes to the terminal and to build/vm/results/NAME.log;
 # build/vm/results/summary.txt lists PASS/FAIL per test. Each test is killed
 # after $FLAXDRM_VM_TEST_TIMEOUT s (default 900); the whole VM after
@@ -32,22 +40,35 @@ RESULTS=$ROOT/build/vm/results
 # ------------------------------------------------------- inside the VM
 if [ "${1:-}" = --in-vm ]; then
 	shift
+	root_pass=0
+	suffix=
+	gtest_args=()
+	if [ "${1:-}" = --root-pass ]; then
+		root_pass=1
+		suffix=.root
+		gtest_args=("--gtest_filter=$2")
+		shift 2
+	fi
 	cd "$ROOT" || exit 1
 	t_all=$SECONDS
 	pass=0
 	failed=()
-	summary=$RESULTS/summary.txt
+	summary=$RESULTS/summary$suffix.txt
 	: >"$summary" || { echo "run-tests: cannot write $summary (uid $(id -u))"; exit 1; }
-	echo "run-tests: $# VM test(s) as $(id -un) (uid $(id -u), groups $(id -Gn)) on $(uname -r)"
+	if [ $root_pass = 1 ]; then
+		echo "run-tests: root pass, no engine: $# GoogleTest binar(y/ies) with ${gtest_args[0]} on $(uname -r)"
+	else
+		echo "run-tests: $# VM test(s) as $(id -un) (uid $(id -u), groups $(id -Gn)) on $(uname -r)"
+	fi
 	for t in "$@"; do
 		name=$(basename "$t")
-		name=${name%.sh}
+		name=${name%.sh}$suffix
 		log=$RESULTS/$name.log
 		echo "==== RUN  $name"
 		t0=$SECONDS
 		case $t in
 		*.sh) cmd=(bash "$t") ;;
-		*) cmd=("$t" "--gtest_output=xml:$RESULTS/$name.xml") ;;
+		*) cmd=("$t" "--gtest_output=xml:$RESULTS/$name.xml" "${gtest_args[@]}") ;;
 		esac
 		timeout -k 10 "${FLAXDRM_VM_TEST_TIMEOUT:-900}" "${cmd[@]}" </dev/null 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
@@ -114,6 +135,30 @@ cd "$ROOT" || exit 125
 "$SELF_DIR/run.sh" --timeout "${FLAXDRM_VM_TIMEOUT:-3600}" \
 	bash "$SELF_DIR/run-tests.sh" --in-vm "${tests[@]}"
 rc=$?
+
+root_filter=${FLAXDRM_VM_ROOT_GTEST_FILTER:-EngineLink.*}
+root_tests=()
+if [ "${FLAXDRM_VM_ROOT_PASS:-1}" != 0 ]; then
+	for t in "${tests[@]}"; do
+		case $t in *.sh) continue ;; esac
+		# a line starting with two spaces is a test name
+		if "$t" --gtest_list_tests "--gtest_filter=$root_filter" 2>/dev/null | grep -q '^  [^ ]'; then
+			root_tests+=("$t")
+		fi
+	done
+fi
+if [ ${#root_tests[@]} -gt 0 ]; then
+	echo
+	echo "run-tests: second VM for the tests that need root and no engine ($root_filter)"
+	"$SELF_DIR/run.sh" --timeout "${FLAXDRM_VM_TIMEOUT:-3600}" --no-engine --as-root \
+		bash "$SELF_DIR/run-tests.sh" --in-vm --root-pass "$root_filter" "${root_tests[@]}"
+	rc2=$?
+	# a harness status (120-125) says more than a test failure (1)
+	if [ "$rc2" != 0 ] && { [ "$rc" = 0 ] || [ "$rc" = 1 ]; }; then
+		rc=$rc2
+	fi
+fi
+
 case $rc in
 0) echo "run-tests: VM tests PASSED (results in build/vm/results/)" ;;
 1) echo "run-tests: VM tests FAILED (results in build/vm/results/)" ;;

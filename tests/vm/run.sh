@@ -10,6 +10,9 @@
 #   --timeout SECS    kill the VM after SECS seconds (default 600,
 #                     FLAXDRM_VM_TIMEOUT); a timeout fails the run (status 124)
 #   --keep-log FILE   also copy the kernel console log (+ full dmesg) to FILE
+#   --as-root         run CMD as root (HOME=/tmp/root-home) instead of the
+#                     test user: for tests that play the engine themselves
+#                     (usually with --no-engine)
 #   --root-cmd CMD    TEST-ONLY: run `sh -c CMD` as root just before CMD
 #                     (the harness self-test uses it to write to /dev/kmsg)
 #   -q, --quiet       no progress messages from the harness (CMD output only)
@@ -66,6 +69,7 @@ kmod_wanted=1
 timeout=${FLAXDRM_VM_TIMEOUT:-600}
 keep_log=
 root_cmd=
+as_root=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) kver=${2:?--kernel needs a version}; shift 2 ;;
@@ -76,6 +80,7 @@ while [ $# -gt 0 ]; do
 	--timeout=*) timeout=${1#*=}; shift ;;
 	--keep-log) keep_log=${2:?--keep-log needs a file}; shift 2 ;;
 	--keep-log=*) keep_log=${1#*=}; shift ;;
+	--as-root) as_root=1; shift ;;
 	--root-cmd) root_cmd=${2?--root-cmd needs a command}; shift 2 ;;
 	--root-cmd=*) root_cmd=${1#*=}; shift ;;
 	-q | --quiet) QUIET=1; shift ;;
@@ -227,6 +232,7 @@ video_gid=$(getent group video | cut -d: -f3)
 	printf 'FVM_ENGINE_TIMEOUT=%q\n' "${FLAXDRM_VM_ENGINE_TIMEOUT:-180}"
 	printf 'FVM_ROOT_CMD=%q\n' "$root_cmd"
 	printf 'FVM_TRACE=%q\n' "${FLAXDRM_VM_TRACE:-0}"
+	printf 'FVM_AS_ROOT=%q\n' "$as_root"
 } >"$rundir/config"
 printf '%s\0' "$@" >"$rundir/cmd"
 env -0 | grep -zE '^(FLAXDRM_[A-Za-z0-9_]*|GTEST_[A-Za-z0-9_]*|VK_[A-Za-z0-9_]*|MESA_[A-Za-z0-9_]*|LP_[A-Za-z0-9_]*|ASAN_OPTIONS|UBSAN_OPTIONS|LSAN_OPTIONS|CI)=' \
