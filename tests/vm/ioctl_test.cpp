@@ -980,20 +980,28 @@ TEST_F(Ioctl, ProgramModuleNotUnderRoot) {
 
 TEST_F(Ioctl, ProgramModuleOfAnotherFile) {
   DenseModel m = MakeDense(fd());
-  DenseModel theirs = MakeDense(other());
-  // handles valid only in the other file are unknown here
+  // the other file has more modules and programs than this one, so its
+  // handles below are numbers this file never gave out
+  DenseModel theirs;
+  for (int i = 0; i < 4; i++)
+    theirs = MakeDense(other());
+  ASSERT_GT(theirs.dense, m.dense + 2);
   auto ops = m.ops;
-  ops[0].module = theirs.dense + 1000;
+  ops[0].module = theirs.dense;
   ProgramResult r = ProgramCreate(fd(), m.root, m.tensors, ops);
   EXPECT_EQ(r.err, ENOENT);
   auto tensors = m.tensors;
-  tensors[1].module = theirs.dense + 1000;
+  tensors[1].module = theirs.dense;
   r = ProgramCreate(fd(), m.root, tensors, m.ops);
+  EXPECT_EQ(r.err, ENOENT);
+  r = ProgramCreate(fd(), theirs.root, m.tensors, m.ops);
   EXPECT_EQ(r.err, ENOENT);
   // the other file's program is unknown here
   drm_flaxdrm_program_destroy d{};
-  d.handle = theirs.program + 1000;
+  d.handle = theirs.program;
+  ASSERT_GT(theirs.program, m.program);
   EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PROGRAM_DESTROY, &d), ENOENT);
+  EXPECT_EQ(Err(other(), DRM_IOCTL_FLAXDRM_PROGRAM_DESTROY, &d), 0);
 }
 
 // ------------------------------------------------------------ SUBMIT
@@ -1076,10 +1084,15 @@ TEST_F(IoctlSubmit, UnknownHandles) {
   EXPECT_EQ(s.Run(fd()), ENOENT);
   Submit setup(FLAXDRM_JOB_SETUP, m_.root + 1000);
   EXPECT_EQ(setup.Run(fd()), ENOENT);
-  // the program of another file
-  DenseModel theirs = MakeDense(other());
+  // the program and module of another file
+  DenseModel theirs;
+  for (int i = 0; i < 3; i++)
+    theirs = MakeDense(other());
   s = Call();
-  s.args.program = theirs.program + 1000;
+  s.args.program = theirs.program;
+  EXPECT_EQ(s.Run(fd()), ENOENT);
+  s = Call();
+  s.args.module = theirs.root;
   EXPECT_EQ(s.Run(fd()), ENOENT);
   // a BO of another file
   uint32_t their_bo = 0;
