@@ -248,7 +248,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BinaryTest,
 					   BinaryParam{{1000, 1001}, {1000, 1001}},
 					   BinaryParam{{1000, 1001}, {1}},
 					   BinaryParam{{1}, {999, 1003}},
-					   BinaryParam{{512, 1}, {1, 2048}}),
+					   BinaryParam{{512, 1}, {1, 2048}},
+					   // vector paths: innermost dim a multiple of 4
+					   BinaryParam{{8, 12}, {8, 12}}, BinaryParam{{64, 256}, {256}},
+					   BinaryParam{{256}, {64, 256}}, BinaryParam{{4, 1, 8}, {1, 5, 8}},
+					   BinaryParam{{3, 4, 1, 2, 4}, {5, 2, 4}}, BinaryParam{{1000, 1024}, {1000, 1024}}),
 			 [](const ::testing::TestParamInfo<BinaryParam>& info) {
 				 return ref::dims_name(info.param.a) + "_" + ref::dims_name(info.param.b);
 			 });
@@ -283,6 +287,11 @@ TEST(Binary, FallbackPaths)
 	std::vector<float> a = ref::random_vector(64 * 33, 8), b = ref::random_vector(33, 9);
 	const auto y = ref::run_op(FLAXDRM_OP_SUB, {&a, &b}, {{64, 33}, {33}}, {64, 33}, {}, true);
 	EXPECT_TRUE(ref::close(y, ref::binary(ref::Binary::Sub, a, {64, 33}, b, {33}), 1e-13, 1e-6));
+	std::vector<float> c = ref::random_vector(24 * 36, 10), d = ref::random_vector(36, 11);
+	for (bool fallback : {false, true}) {
+		const auto z = ref::run_op(FLAXDRM_OP_DIV, {&d, &c}, {{36}, {24, 36}}, {24, 36}, {}, fallback);
+		EXPECT_TRUE(ref::close(z, ref::binary(ref::Binary::Div, d, {36}, c, {24, 36}), 1e-13, 1e-6));
+	}
 }
 
 TEST(Binary, RefusesMismatchedShapes)
@@ -354,9 +363,12 @@ TEST_P(SoftmaxTest, MatchesReference)
 {
 	const SoftmaxParam& p = GetParam();
 	std::vector<float> x = ref::random_vector(ref::numel(p.dims), 21, -10.0f, 10.0f);
-	const auto y = ref::run_op(p.log ? FLAXDRM_OP_LOG_SOFTMAX : FLAXDRM_OP_SOFTMAX, {&x}, {p.dims}, p.dims);
 	const auto want = ref::softmax(x, p.dims.back(), p.log);
-	EXPECT_TRUE(ref::close(y, want, 1e-11, 1e-5));
+	for (bool fallback : {false, true}) { // CPU-device and GPU-style row splits
+		const auto y = ref::run_op(p.log ? FLAXDRM_OP_LOG_SOFTMAX : FLAXDRM_OP_SOFTMAX, {&x}, {p.dims}, p.dims,
+					   {}, fallback);
+		EXPECT_TRUE(ref::close(y, want, 1e-11, 1e-5)) << "fallback " << fallback;
+	}
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SoftmaxTest,
@@ -503,6 +515,64 @@ TEST(Dropout, RefusesBadRate)
 		b.host(y, yv);
 		EXPECT_EQ(ref::run_status(p, b), -EINVAL) << rate;
 	}
+}
+
+} // namespace
+
+// Timings on the default device (not run by default):
+//   ops_elementwise_test --gtest_also_run_disabled_tests --gtest_filter='*Timing*'
+namespace {
+
+double op_ms(const ref::Program& p, ref::Bindings& b)
+{
+	double best = 1e30;
+	for (int i = 0; i < 4; i++) {
+		const auto st = ref::run(p, b);
+		if (!st.ops.empty())
+			best = std::min(best, double(st.ops.back().end_ns - st.ops.back().start_ns) / 1e6);
+		else
+			best = std::min(best, double(st.total_ns) / 1e6);
+	}
+	return best;
+}
+
+TEST(ElementwiseTiming, DISABLED_Report)
+{
+	const uint32_t n = 1u << 24;
+	std::vector<float> x = ref::random_vector(n, 1), z = ref::random_vector(n, 2), y(n);
+	auto unary = [&](uint32_t opcode, Dims d, std::vector<uint32_t> attrs, const char* name) {
+		ref::Program p;
+		const uint32_t xi = p.input(d), yi = p.output(d);
+		p.op(opcode, {xi}, {yi}, attrs);
+		ref::Bindings b(p);
+		b.host(xi, x);
+		b.host(yi, y);
+		const double ms = op_ms(p, b);
+		std::printf("%-28s %8.3f ms  %6.2f GB/s\n", name, ms, 8.0 * double(ref::numel(d)) / ms / 1e6);
+	};
+	unary(FLAXDRM_OP_RELU, {n}, {}, "relu 16M");
+	unary(FLAXDRM_OP_GELU, {n}, {0}, "gelu exact 16M");
+	unary(FLAXDRM_OP_GELU, {n}, {1}, "gelu tanh 16M");
+	unary(FLAXDRM_OP_DROPOUT, {n}, {ref::f32_bits(0.1f), 1, 2}, "dropout 16M");
+	unary(FLAXDRM_OP_SOFTMAX, {n / 1024, 1024}, {}, "softmax 16k x 1024");
+	unary(FLAXDRM_OP_SOFTMAX, {n / 16, 16}, {}, "softmax 1M x 16");
+	unary(FLAXDRM_OP_SOFTMAX, {16, n / 16}, {}, "softmax 16 x 1M");
+	auto binary = [&](Dims ad, Dims bd, const char* name) {
+		ref::Program p;
+		Dims yd;
+		ref::broadcast_shape(ad, bd, &yd);
+		const uint32_t a = p.input(ad), bi = p.input(bd), yi = p.output(yd);
+		p.op(FLAXDRM_OP_ADD, {a, bi}, {yi});
+		ref::Bindings b(p);
+		b.host(a, x);
+		b.host(bi, z);
+		b.host(yi, y);
+		const double ms = op_ms(p, b);
+		std::printf("%-28s %8.3f ms  %6.2f GB/s\n", name, ms, 12.0 * double(ref::numel(yd)) / ms / 1e6);
+	};
+	binary({n}, {n}, "add same 16M");
+	binary({n / 1024, 1024}, {1024}, "add bias 16k x 1024");
+	binary({n / 1024, 1024}, {n / 1024, 1}, "add column 16k x 1024");
 }
 
 } // namespace

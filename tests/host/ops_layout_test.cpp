@@ -58,8 +58,9 @@ TEST_P(ReduceTest, MatchesReference)
 	for (const auto& o : ops) {
 		const auto want = ref::reduce(o.op, x, p.dims, p.axes);
 		for (uint32_t keep : {0u, 1u}) {
+			// keepdims on the fallback device: the GPU-style split
 			const Dims yd = reduced_dims(p.dims, p.axes, keep);
-			const auto y = ref::run_op(o.opcode, {&x}, {p.dims}, yd, {p.axes, keep});
+			const auto y = ref::run_op(o.opcode, {&x}, {p.dims}, yd, {p.axes, keep}, keep == 1);
 			// Sums cancel: judge the error against the summands' scale.
 			EXPECT_TRUE(ref::close(y, want, 1e-9, 1e-4)) << "opcode " << o.opcode << " keep " << keep;
 		}
@@ -415,6 +416,42 @@ TEST(Layout, FallbackPaths)
 	EXPECT_TRUE(same_bits(y, x));
 	const auto r = ref::run_op(FLAXDRM_OP_REDUCE_MEAN, {&x}, {{6, 7, 8}}, {7}, {5, 0}, true);
 	EXPECT_TRUE(ref::close(r, ref::reduce(ref::Reduce::Mean, x, {6, 7, 8}, 5), 1e-9, 1e-4));
+}
+
+} // namespace
+
+// Timings on the default device (not run by default):
+//   ops_layout_test --gtest_also_run_disabled_tests --gtest_filter='*Timing*'
+namespace {
+
+TEST(LayoutTiming, DISABLED_Report)
+{
+	const uint32_t n = 1u << 24;
+	std::vector<float> x = ref::random_vector(n, 1), y(n);
+	auto one = [&](uint32_t opcode, Dims xd, Dims yd, std::vector<uint32_t> attrs, const char* name) {
+		ref::Program p;
+		const uint32_t xi = p.input(xd), yi = p.output(yd);
+		p.op(opcode, {xi}, {yi}, attrs);
+		ref::Bindings b(p);
+		b.host(xi, x);
+		b.host(yi, y);
+		double best = 1e30;
+		for (int i = 0; i < 4; i++) {
+			const auto st = ref::run(p, b);
+			best = std::min(best, st.ops.empty() ? double(st.total_ns) / 1e6
+							     : double(st.ops[0].end_ns - st.ops[0].start_ns) / 1e6);
+		}
+		std::printf("%-32s %8.3f ms  %6.2f GB/s\n", name, best,
+			    4.0 * double(ref::numel(xd) + ref::numel(yd)) / best / 1e6);
+	};
+	one(FLAXDRM_OP_RESHAPE, {n}, {n / 64, 64}, {}, "reshape 16M");
+	one(FLAXDRM_OP_TRANSPOSE, {4096, 4096}, {4096, 4096}, {1, 0}, "transpose 4096^2");
+	one(FLAXDRM_OP_TRANSPOSE, {64, 64, 64, 64}, {64, 64, 64, 64}, {0, 2, 1, 3}, "transpose 64^4 (0213)");
+	one(FLAXDRM_OP_SLICE, {4096, 4096}, {4000, 4000}, {10, 10}, "slice 4000^2 of 4096^2");
+	one(FLAXDRM_OP_REDUCE_SUM, {4096, 4096}, {4096}, {2, 0}, "sum last axis 4096^2");
+	one(FLAXDRM_OP_REDUCE_SUM, {4096, 4096}, {4096}, {1, 0}, "sum first axis 4096^2");
+	one(FLAXDRM_OP_REDUCE_MAX, {n}, {}, {1, 0}, "max all 16M");
+	one(FLAXDRM_OP_REDUCE_MEAN, {64, 256, 1024}, {64, 1024}, {2, 0}, "mean middle 64x256x1024");
 }
 
 } // namespace

@@ -84,6 +84,16 @@ public:
 		const Pipeline& p = ctx.pipelines.get("binary", spec, 3, sizeof(BinaryPush));
 
 		const uint64_t n = y.elements();
+		// 4 elements per invocation where both operands run contiguously
+		// through the innermost dim, a multiple of 4 (same shapes, bias-
+		// style rows), through texel buffers on CPU devices.
+		const uint32_t in = s.rank - 1;
+		const bool vec4 = s.strides[0][in] == 1 && s.strides[1][in] == 1 && s.dims[in] % 4 == 0 &&
+				  a.offset % 16 == 0 && b.offset % 16 == 0 && y.offset % 16 == 0;
+		if (vec4) {
+			record_vec4(ctx, s, mode == MODE_SAME);
+			return;
+		}
 		if (mode == MODE_GENERAL) {
 			BinaryPush pc{};
 			pc.count = uint32_t(n);
@@ -121,6 +131,54 @@ public:
 	}
 
 private:
+	void record_vec4(OpContext& ctx, const Strided<2>& s, bool same) const
+	{
+		const TensorView& a = ctx.inputs[0];
+		const TensorView& b = ctx.inputs[1];
+		const TensorView& y = ctx.outputs[0];
+		const uint64_t n4 = y.elements() / 4;
+		const uint64_t max_texels = ctx.device.limits().maxTexelBufferElements;
+		const bool texel = ctx.device.cpu_kernels() &&
+				   (same || (a.size / 16 < max_texels && b.size / 16 < max_texels));
+		const uint32_t spec[] = {kWorkgroupSize, op_, MODE_GENERAL};
+		const VkDescriptorType texel_types[] = {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+							VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+							VK_DESCRIPTOR_TYPE_STORAGE_BUFFER};
+		const Pipeline& p = texel ? ctx.pipelines.get("binary_texel", spec, texel_types, sizeof(BinaryPush))
+					  : ctx.pipelines.get("binary_vec4", spec, 3, sizeof(BinaryPush));
+		// Same shapes: chunks of the flat range. Otherwise whole operands
+		// (check() made sure they bind).
+		uint64_t chunk = same ? max_binding_bytes(ctx.device) / 16 - 16 : n4;
+		if (texel)
+			chunk = std::min(chunk, max_texels - 16);
+		for (uint64_t begin = 0; begin < n4; begin += chunk) {
+			const uint64_t count = std::min(chunk, n4 - begin);
+			BinaryPush pc{};
+			pc.count = uint32_t(count);
+			pc.rank = s.rank;
+			for (uint32_t d = 0; d < s.rank; d++) {
+				pc.dims[d] = uint32_t(s.dims[d]);
+				pc.sa[d] = uint32_t(s.strides[0][d]);
+				pc.sb[d] = uint32_t(s.strides[1][d]);
+			}
+			auto operand = [&](const TensorView& t, uint32_t* off) {
+				BufferRange r = same ? t.range(begin * 16, (begin + count) * 16, 16, off, ctx.device)
+						     : t.range(0, t.size, 16, off, ctx.device);
+				if (texel) {
+					r.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+					r.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+				}
+				return r;
+			};
+			const BufferRange bindings[] = {
+				operand(a, &pc.a_off),
+				operand(b, &pc.b_off),
+				y.range(begin * 16, (begin + count) * 16, 16, &pc.out_off, ctx.device),
+			};
+			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(count, kWorkgroupSize));
+		}
+	}
+
 	BinaryOp op_;
 };
 

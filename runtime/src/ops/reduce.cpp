@@ -90,7 +90,12 @@ public:
 		const TensorView& y = ctx.outputs[0];
 		Plan pl = plan(ctx);
 		ReducePush& pc = pl.pc;
-		const bool per_group = (pl.inner_reduced && pc.R >= 16) || (pc.outputs < 1024 && pc.R >= 256);
+		// CPU devices (lavapipe) run a workgroup barrier as a switch
+		// between all its invocations: there, a thread per output unless
+		// the outputs are too few to fill the cores' SIMD lanes.
+		const bool per_group = ctx.device.cpu_kernels()
+					       ? pc.outputs < 64 && pc.R >= 256
+					       : (pl.inner_reduced && pc.R >= 16) || (pc.outputs < 1024 && pc.R >= 256);
 		const uint32_t wg = !per_group ? 64 : pc.R >= 8192 ? 256 : 64;
 		const uint32_t spec[] = {wg, op_, per_group ? 1u : 0u};
 		const Pipeline& pipe = ctx.pipelines.get("reduce", spec, 2, sizeof(ReducePush));

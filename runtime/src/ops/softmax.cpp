@@ -18,6 +18,8 @@ struct SoftmaxPush {
 
 // Rows up to this length are one thread's work.
 constexpr uint64_t kShortRow = 32;
+// CPU devices: one thread per row from this many rows.
+constexpr uint64_t kCpuMinRows = 64;
 
 class SoftmaxKernel final : public OpKernel {
 public:
@@ -37,7 +39,10 @@ public:
 		const TensorView& y = ctx.outputs[0];
 		const uint64_t len = x.desc->dims[x.desc->rank - 1];
 		const uint64_t rows = x.elements() / len;
-		const bool per_group = len > kShortRow;
+		// CPU devices (lavapipe) run a workgroup barrier as a switch
+		// between all its invocations: there, a thread per row unless the
+		// rows are too few to fill the cores' SIMD lanes.
+		const bool per_group = ctx.device.cpu_kernels() ? rows < kCpuMinRows : len > kShortRow;
 		const uint32_t wg = !per_group ? 64 : len <= 1024 ? 64 : len <= 8192 ? 128 : 256;
 		const uint32_t spec[] = {wg, log_ ? 1u : 0u, per_group ? 1u : 0u};
 		const Pipeline& p = ctx.pipelines.get("softmax", spec, 2, sizeof(SoftmaxPush));

@@ -1,0 +1,6 @@
+// Binary elementwise ops for CPU devices (texel-buffer reads): see
+// binary.glsl.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#define TEXEL 1
+#include "binary.glsl"

@@ -1,0 +1,5 @@
+// Binary elementwise ops, 4 elements per invocation: see binary.glsl.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#define VEC4 1
+#include "binary.glsl"

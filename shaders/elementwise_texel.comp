@@ -1,0 +1,6 @@
+// Elementwise unary ops for CPU devices (texel-buffer reads): see
+// elementwise.glsl.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#define TEXEL 1
+#include "elementwise.glsl"

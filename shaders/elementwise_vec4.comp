@@ -1,0 +1,5 @@
+// Elementwise unary ops, 4 elements per invocation: see elementwise.glsl.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#define VEC4 1
+#include "elementwise.glsl"
