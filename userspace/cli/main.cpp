@@ -25,6 +25,7 @@ namespace {
 int cmd_info(const std::string& node_opt)
 {
 	int rc = 0;
+	bool vulkan_ok = true;
 	int fd = -1, ret;
 	std::string node = node_opt;
 	if (node.empty()) {
@@ -75,15 +76,21 @@ int cmd_info(const std::string& node_opt)
 	try {
 		auto dev = rt::Device::create();
 		const auto& info = dev->info();
-		std::printf("vulkan:       %s (%s) [local runtime]\n", info.name.c_str(), info.driver.c_str());
+		std::printf("vulkan:       %s (local runtime)\n", info.name.c_str());
+		if (!info.driver.empty())
+			std::printf("vulkan driver: %s, API %u.%u.%u\n", info.driver.c_str(), info.api_version >> 22,
+				    (info.api_version >> 12) & 0x3ff, info.api_version & 0xfff);
 	} catch (const std::exception& e) {
 		std::printf("vulkan:       unavailable: %s\n", e.what());
-		rc = 1;
+		vulkan_ok = false;
 	}
 	std::fflush(stdout);
 	if (rc)
-		std::fprintf(stderr, "flaxdrm info: the flaxdrm device or the Vulkan runtime is not usable\n");
-	return rc;
+		std::fprintf(stderr, "flaxdrm info: error: no usable flaxdrm device%s\n",
+			     vulkan_ok ? " (--device local can still run models in-process)" : "");
+	if (!vulkan_ok)
+		std::fprintf(stderr, "flaxdrm info: error: no usable Vulkan device for the local runtime\n");
+	return rc || !vulkan_ok ? 1 : 0;
 }
 
 struct RunOptions {
