@@ -13,7 +13,11 @@
 #   e) a kernel crash (sysrq c) fails the run (120/123), a hung command runs
 #      into --timeout (124);
 #   f) with flaxdrm.ko built: device nodes have Debian's modes, and a
-#      process that keeps the device open makes rmmod fail (121).
+#      process that keeps the device open makes rmmod fail (121);
+#   g) with flaxdrm.ko built: the engine runs as root with --ready-file and
+#      CMD waits for it; an engine that never gets ready, or dies while CMD
+#      runs, fails the run (122). These cases use a fake engine (a shell
+#      script, $FLAXDRM_ENGINE) so they test the harness, not the engine.
 # usage: tests/vm/harness_test.sh [--quick]   (--quick: only a-d)
 set -u -o pipefail
 
@@ -53,13 +57,28 @@ vm() { # expected-status description -- run.sh args...
 	return 0
 }
 
+# The fake engine: FLAXDRM_FAKE_ENGINE_MODE=ok|never|die.
+cat >"$scratch/fake-engine" <<'EOF2'
+#!/bin/bash
+[ "$1" = --ready-file ] && [ -n "$2" ] || { echo "fake-engine: bad arguments: $*"; exit 2; }
+mode=${FLAXDRM_FAKE_ENGINE_MODE:-ok}
+echo "$(id -u) $*" >"$(dirname "$0")/engine-ran"
+[ "$mode" = never ] && exec sleep 1000
+trap 'exit 0' TERM
+touch "$2"
+if [ "$mode" = die ]; then sleep 1; exit 9; fi
+while :; do sleep 0.2; done
+EOF2
+chmod +x "$scratch/fake-engine"
+export FLAXDRM_ENGINE=$scratch/fake-engine
+
 kver=${KVER:-$(ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sed 's|.*/vmlinuz-||' | sort -V | tail -n1)}
 kmod=${FLAXDRM_KMOD:-$ROOT/build/kmod/$kver/flaxdrm.ko}
 
 # a) statuses
 vm 1 "false returns 1" -- --no-engine false
-# b) + c): one boot (with the engine, when built) checks the user, the
-# environment and the shared cwd
+# b) + c): one boot (with the fake engine, when flaxdrm.ko is built) checks
+# the user, the environment and the shared cwd
 vm 7 "exit 7 returns 7" -- sh -c '
 	echo HARNESS-STDOUT-MARKER
 	id -u >uid; id -gn >group; id -Gn >groups; pwd >pwd; echo "$HOME" >home
@@ -78,6 +97,7 @@ check "a file written in the guest is read on the host" [ "$(cat sub/dir/file 2>
 if [ -r "$kmod" ]; then
 	check "/dev/dri/card* is 0660 root:video" grep -qx "660 root video" card
 	check "/dev/dri/renderD* is 0666" grep -qx 666 render
+	check "the engine ran as root with --ready-file" grep -q '^0 --ready-file /' engine-ran
 else
 	echo "ok $((n += 1)) - # SKIP device node modes: $kmod not built"
 fi
@@ -104,8 +124,13 @@ if [ $quick = 0 ]; then
 	if [ -r "$kmod" ]; then
 		vm 121 "rmmod failure fails the run" -- --no-engine \
 			--root-cmd 'setsid sleep 1000 </dev/dri/card0 >/dev/null 2>&1 &' true
+		# g) engine failures
+		FLAXDRM_FAKE_ENGINE_MODE=never FLAXDRM_VM_ENGINE_TIMEOUT=5 \
+			vm 122 "an engine that never gets ready fails the run" -- true
+		check "... and CMD did not run" grep -q "command status: not-run" "$scratch/err"
+		FLAXDRM_FAKE_ENGINE_MODE=die vm 122 "an engine that dies while CMD runs fails the run" -- sleep 5
 	else
-		echo "ok $((n += 1)) - # SKIP rmmod failure: $kmod not built"
+		echo "ok $((n += 1)) - # SKIP rmmod and engine failures: $kmod not built"
 	fi
 fi
 

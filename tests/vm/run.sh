@@ -30,7 +30,7 @@
 # udev modes (card* root:video 0660, renderD* 0666); the engine
 # (build/release/userspace/flaxdrm-engine, or $FLAXDRM_ENGINE; extra args in
 # $FLAXDRM_VM_ENGINE_ARGS) runs as root and must write its --ready-file within
-# $FLAXDRM_VM_ENGINE_TIMEOUT s (default 180). CMD runs in the same cwd as user
+# $FLAXDRM_VM_ENGINE_TIMEOUT s (default 300). CMD runs in the same cwd as user
 # "flaxtest" (uid 1000, gid 1000, supplementary group video), HOME=/tmp/home,
 # stdin /dev/null, a clean environment plus the host's FLAXDRM_*, GTEST_*,
 # VK_*, MESA_*, LP_*, ASAN/UBSAN/LSAN_OPTIONS and CI, and FLAXDRM_IN_VM=1.
@@ -229,7 +229,7 @@ video_gid=$(getent group video | cut -d: -f3)
 	printf 'FVM_KMOD=%q\n' "$kmod_guest"
 	printf 'FVM_ENGINE=%q\n' "$engine_bin"
 	printf 'FVM_ENGINE_ARGS=%q\n' "${FLAXDRM_VM_ENGINE_ARGS:-}"
-	printf 'FVM_ENGINE_TIMEOUT=%q\n' "${FLAXDRM_VM_ENGINE_TIMEOUT:-180}"
+	printf 'FVM_ENGINE_TIMEOUT=%q\n' "${FLAXDRM_VM_ENGINE_TIMEOUT:-300}"
 	printf 'FVM_ROOT_CMD=%q\n' "$root_cmd"
 	printf 'FVM_TRACE=%q\n' "${FLAXDRM_VM_TRACE:-0}"
 	printf 'FVM_AS_ROOT=%q\n' "$as_root"
