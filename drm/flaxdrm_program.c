@@ -10,6 +10,8 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
+#include <drm/drm_print.h>
+
 #include "flaxdrm_drv.h"
 #include "flaxdrm_rules.h"
 
@@ -207,11 +209,16 @@ int flaxdrm_ioctl_program_create(struct drm_device *dev, void *data,
 err_unlock:
 	mutex_unlock(&ffile->lock);
 err_free:
-	program_free(prog);
 	if (ret == -EINVAL) {
 		args->error_op = bad_op;
 		args->error_tensor = bad_tensor;
+		drm_dbg_driver(dev, "program refused: op %d (%s), tensor %d\n",
+			       (int)bad_op,
+			       bad_op < prog->num_ops && prog->ops ?
+			       flaxdrm_op_name(prog->ops[bad_op].opcode) : "-",
+			       (int)bad_tensor);
 	}
+	program_free(prog);
 	return ret;
 }
 
