@@ -96,26 +96,42 @@ struct Bindings {
 };
 
 // The default device, and one forced onto the fallback paths (pooled
-// descriptor sets, staging copies, the portable GPU-style kernels).
+// descriptor sets, staging copies, the portable GPU-style kernels), with
+// one executor each; executors are destroyed before their devices.
+struct TestDevices {
+	std::unique_ptr<rt::Device> dev[2];
+	std::unique_ptr<rt::Executor> ex[2];
+	~TestDevices()
+	{
+		for (auto& e : ex)
+			e.reset();
+	}
+	static TestDevices& get()
+	{
+		static TestDevices d;
+		return d;
+	}
+};
+
 inline rt::Device& device(bool fallback)
 {
-	static std::unique_ptr<rt::Device> dev[2];
-	if (!dev[fallback]) {
+	auto& d = TestDevices::get().dev[fallback];
+	if (!d) {
 		rt::DeviceOptions o;
 		o.disable_push_descriptors = fallback;
 		o.force_staging = fallback;
 		o.disable_cpu_kernels = fallback;
-		dev[fallback] = rt::Device::create(o);
+		d = rt::Device::create(o);
 	}
-	return *dev[fallback];
+	return *d;
 }
 
 inline rt::Executor& executor(bool fallback)
 {
-	static std::unique_ptr<rt::Executor> ex[2];
-	if (!ex[fallback])
-		ex[fallback] = rt::Executor::create(device(fallback));
-	return *ex[fallback];
+	auto& e = TestDevices::get().ex[fallback];
+	if (!e)
+		e = rt::Executor::create(device(fallback));
+	return *e;
 }
 
 // Float32 C-order .npy files only; throws on anything else.
