@@ -37,7 +37,7 @@
 # Its stdout and stderr are streamed to run.sh's stdout.
 #
 # Exit status: CMD's status, unless the harness found a failure, which wins:
-#   120  the kernel log has a WARNING/BUG/Oops/... (see SPLAT_RE below)
+#   120  the kernel log has a WARNING/BUG/Oops/leak report (SPLAT_RE below)
 #   121  rmmod flaxdrm failed (the module must unload cleanly)
 #   122  the engine did not become ready, died during CMD, or ignored SIGTERM
 #   123  the guest did not come up or did not finish (crash, panic, setup)
@@ -56,7 +56,8 @@ ROOT=$(cd "$SELF_DIR/../.." && pwd)
 VMDIR=$ROOT/build/vm
 
 # Lines in the kernel log that fail a run.
-SPLAT_RE='WARNING:|BUG:|Oops|general protection fault|refcount_t|kmemleak|unreferenced object|UBSAN:|KASAN:|Call Trace|possible circular locking|INFO: |Kernel panic|kernel BUG'
+# "leaked" and "left at unload" are flaxdrm's own leak reports at rmmod.
+SPLAT_RE='WARNING:|BUG:|Oops|general protection fault|refcount_t|kmemleak|unreferenced object|UBSAN:|KASAN:|Call Trace|possible circular locking|INFO: |Kernel panic|kernel BUG|[Ll]eaked|left at unload'
 
 QUIET=0
 say() { [ "$QUIET" = 1 ] || echo "run.sh: $*" >&2; }
@@ -319,7 +320,7 @@ fail() { # status message
 splats=$({
 	cat "$rundir/dmesg.log" "$rundir/kmemleak.log" 2>/dev/null
 	grep -E '^\[ *[0-9]+\.[0-9]+\]' "$console"
-} | grep -E -- "$SPLAT_RE" | { if [ -n "${FLAXDRM_VM_SPLAT_IGNORE:-}" ]; then
+} | tr -d '\r' | grep -E -- "$SPLAT_RE" | { if [ -n "${FLAXDRM_VM_SPLAT_IGNORE:-}" ]; then
 	grep -v -E -- "$FLAXDRM_VM_SPLAT_IGNORE"; else cat; fi; } | awk '!seen[$0]++' | head -n 20)
 
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
