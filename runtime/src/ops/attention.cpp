@@ -1,0 +1,147 @@
+// Scaled dot-product attention (FLAXDRM_OP_ATTENTION): one fused dispatch
+// of shaders/attention.glsl, a streaming-softmax kernel that never
+// materialises the Lq x Lk logits. CPU devices read q/k/v/mask through
+// texel buffers (attention_texel), others through storage buffers.
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+#include "device.hpp"
+#include "kernel.hpp"
+#include "pipeline_cache.hpp"
+#include "vk_util.hpp"
+
+namespace flaxdrm::rt {
+
+namespace {
+
+constexpr uint32_t kMaxHeadDim = 256; // D and Dv: registers per query row
+
+struct AttnPush {
+	uint32_t B, Lq, Lk, H;
+	uint32_t D, Dv;
+	uint32_t flags;
+	float scale;
+	uint32_t q_off, k_off, v_off, o_off, m_off;
+	uint32_t m_sb, m_sh, m_sq, m_sk;
+};
+
+struct Config {
+	uint32_t wg, tq, bk;
+};
+
+Config config_for(bool cpu, uint32_t D, uint32_t Dv)
+{
+	// CPU (lavapipe): a workgroup is one 8-lane vector, so many small
+	// workgroups spread over the cores; two query rows per invocation
+	// halve the key/value fetches per FLOP (measured at 512 x 8 x 64).
+	Config c = cpu ? Config{8, (D + Dv <= 128) ? 2u : 1u, 8} : Config{64, 1, 8};
+	// The key block is unrolled: bound the code (BK * (D + Dv) / 4 * TQ
+	// vec4 steps), which LLVM-based drivers compile in superlinear time
+	// (lavapipe turns every storage-buffer read into a loop over the
+	// lanes, hence the smaller budget for that variant there).
+	const uint32_t per_key = ((D + 3) / 4 + (Dv + 3) / 4) * c.tq;
+	const uint32_t budget = cpu ? 512 : 256;
+	while (c.bk > 1 && c.bk * per_key > budget)
+		c.bk /= 2;
+	return c;
+}
+
+class AttentionKernel final : public OpKernel {
+public:
+	void check(const OpContext& ctx) const override
+	{
+		const drm_flaxdrm_tensor& q = *ctx.inputs[0].desc;
+		const drm_flaxdrm_tensor& v = *ctx.inputs[2].desc;
+		if (q.dims[3] > kMaxHeadDim || v.dims[3] > kMaxHeadDim)
+			fail(-EINVAL, ctx.where() + ": head dimension above " + std::to_string(kMaxHeadDim) +
+					      " is not supported by this runtime");
+		const uint64_t limit = max_binding_bytes(ctx.device);
+		for (const auto* list : {&ctx.inputs, &ctx.outputs})
+			for (const TensorView& t : *list)
+				if (t.size > limit - 256)
+					fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(t.index) +
+							      " is larger than this device can bind");
+		const auto& lim = ctx.device.limits();
+		const Config cfg = config_for(ctx.device.cpu_kernels(), q.dims[3], v.dims[3]);
+		const uint64_t gx = (uint64_t(q.dims[1]) + cfg.wg * cfg.tq - 1) / (cfg.wg * cfg.tq);
+		if (gx > lim.maxComputeWorkGroupCount[0] || q.dims[2] > lim.maxComputeWorkGroupCount[1] ||
+		    q.dims[0] > lim.maxComputeWorkGroupCount[2])
+			fail(-EINVAL, ctx.where() + ": too many queries, heads or batches for this device's grid");
+	}
+
+	void record(OpContext& ctx) const override
+	{
+		const TensorView& q = ctx.inputs[0];
+		const TensorView& k = ctx.inputs[1];
+		const TensorView& v = ctx.inputs[2];
+		const TensorView* mask = ctx.inputs.size() > 3 ? &ctx.inputs[3] : nullptr;
+		const TensorView& o = ctx.outputs[0];
+		const uint32_t flags = ctx.op.attrs[0];
+
+		AttnPush pc{};
+		pc.B = q.desc->dims[0];
+		pc.Lq = q.desc->dims[1];
+		pc.H = q.desc->dims[2];
+		pc.D = q.desc->dims[3];
+		pc.Lk = k.desc->dims[1];
+		pc.Dv = v.desc->dims[3];
+		pc.flags = flags & (FLAXDRM_ATTN_CAUSAL | FLAXDRM_ATTN_MASK);
+		const float scale = std::bit_cast<float>(ctx.op.attrs[1]);
+		pc.scale = scale != 0.0f ? scale : float(1.0 / std::sqrt(double(pc.D)));
+
+		BufferRange b[5];
+		b[0] = q.range(0, q.size, 4, &pc.q_off, ctx.device);
+		b[1] = k.range(0, k.size, 4, &pc.k_off, ctx.device);
+		b[2] = v.range(0, v.size, 4, &pc.v_off, ctx.device);
+		b[4] = o.range(0, o.size, 4, &pc.o_off, ctx.device);
+		if (mask) {
+			b[3] = mask->range(0, mask->size, 4, &pc.m_off, ctx.device);
+			const uint32_t* md = mask->desc->dims;
+			pc.m_sk = md[3] != 1 ? 1 : 0;
+			pc.m_sq = md[2] != 1 ? md[3] : 0;
+			pc.m_sh = md[1] != 1 ? md[2] * md[3] : 0;
+			pc.m_sb = md[0] != 1 ? md[1] * md[2] * md[3] : 0;
+		} else {
+			b[3] = b[0];
+		}
+
+		const bool cpu = ctx.device.cpu_kernels();
+		const bool vec = pc.D % 4 == 0 && pc.Dv % 4 == 0 && pc.q_off % 4 == 0 && pc.k_off % 4 == 0 &&
+				 pc.v_off % 4 == 0;
+		const uint64_t max_texels = ctx.device.limits().maxTexelBufferElements;
+		bool texel = cpu;
+		for (int i = 0; i < 4; i++)
+			texel = texel && b[i].range / 4 <= max_texels;
+
+		VkDescriptorType types[5];
+		for (auto& t : types)
+			t = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+		if (texel) {
+			for (int i = 0; i < 4; i++) {
+				types[i] = b[i].type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+				b[i].format = i == 3 ? VK_FORMAT_R32_SINT
+						     : vec ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+			}
+			if (vec) // RGBA32F views cover whole texels
+				for (int i = 0; i < 3; i++)
+					b[i].range &= ~VkDeviceSize(15);
+		}
+
+		const Config cfg = config_for(cpu, pc.D, pc.Dv);
+		const uint32_t spec[] = {cfg.wg, cfg.tq, (pc.D + 3) / 4, (pc.Dv + 3) / 4, cfg.bk, vec ? 1u : 0u};
+		const Pipeline& p =
+			ctx.pipelines.get(texel ? "attention_texel" : "attention", spec, types, sizeof(AttnPush));
+		ctx.recorder.dispatch(p, b, &pc, sizeof(pc), (pc.Lq + cfg.wg * cfg.tq - 1) / (cfg.wg * cfg.tq), pc.H,
+				      pc.B);
+	}
+};
+
+} // namespace
+
+void flaxdrm_register_ops_attention(KernelRegistry& registry)
+{
+	registry.add(FLAXDRM_OP_ATTENTION, std::make_unique<AttentionKernel>());
+}
+
+} // namespace flaxdrm::rt
