@@ -376,7 +376,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, SoftmaxTest,
 				 std::vector<SoftmaxParam> v;
 				 const Dims shapes[] = {{1}, {10}, {4, 10}, {3, 33}, {1000, 10}, {5, 7, 31},
 							{2, 32}, {8, 1023}, {3, 1025}, {2, 8192}, {2, 100003},
-							{70000, 3}, {1, 1, 1, 1, 1, 2}};
+							{70000, 3}, {1, 1, 1, 1, 1, 2},
+							// vec4 rows
+							{4}, {16, 64}, {300, 12}, {2, 4096}, {3, 5, 1028}};
 				 for (const Dims& d : shapes)
 					 for (bool log : {false, true})
 						 v.push_back({d, log});
@@ -405,7 +407,7 @@ TEST(Softmax, SumsToOneAndIsStable)
 
 TEST(Softmax, InfinityAndNaNRows)
 {
-	for (uint32_t len : {5u, 100u}) { // per-thread and per-workgroup rows
+	for (uint32_t len : {5u, 8u, 99u, 100u}) { // per-thread and per-workgroup rows, scalar and vec4
 		std::vector<float> x(5 * len);
 		for (uint32_t j = 0; j < len; j++) {
 			x[0 * len + j] = -kInf;                          // all -inf: NaN like JAX
@@ -523,11 +525,11 @@ TEST(Dropout, RefusesBadRate)
 //   ops_elementwise_test --gtest_also_run_disabled_tests --gtest_filter='*Timing*'
 namespace {
 
-double op_ms(const ref::Program& p, ref::Bindings& b)
+double op_ms(const ref::Program& p, ref::Bindings& b, bool fallback)
 {
 	double best = 1e30;
 	for (int i = 0; i < 4; i++) {
-		const auto st = ref::run(p, b);
+		const auto st = ref::run(p, b, fallback);
 		if (!st.ops.empty())
 			best = std::min(best, double(st.ops.back().end_ns - st.ops.back().start_ns) / 1e6);
 		else
@@ -536,8 +538,12 @@ double op_ms(const ref::Program& p, ref::Bindings& b)
 	return best;
 }
 
-TEST(ElementwiseTiming, DISABLED_Report)
+class ElementwiseTiming : public ::testing::TestWithParam<bool> {};
+
+// Param: the fallback device (GPU-style kernels) instead of the default.
+TEST_P(ElementwiseTiming, DISABLED_Report)
 {
+	const bool fallback = GetParam();
 	const uint32_t n = 1u << 24;
 	std::vector<float> x = ref::random_vector(n, 1), z = ref::random_vector(n, 2), y(n);
 	auto unary = [&](uint32_t opcode, Dims d, std::vector<uint32_t> attrs, const char* name) {
@@ -547,7 +553,7 @@ TEST(ElementwiseTiming, DISABLED_Report)
 		ref::Bindings b(p);
 		b.host(xi, x);
 		b.host(yi, y);
-		const double ms = op_ms(p, b);
+		const double ms = op_ms(p, b, fallback);
 		std::printf("%-28s %8.3f ms  %6.2f GB/s\n", name, ms, 8.0 * double(ref::numel(d)) / ms / 1e6);
 	};
 	unary(FLAXDRM_OP_RELU, {n}, {}, "relu 16M");
@@ -567,12 +573,14 @@ TEST(ElementwiseTiming, DISABLED_Report)
 		b.host(a, x);
 		b.host(bi, z);
 		b.host(yi, y);
-		const double ms = op_ms(p, b);
+		const double ms = op_ms(p, b, fallback);
 		std::printf("%-28s %8.3f ms  %6.2f GB/s\n", name, ms, 12.0 * double(ref::numel(yd)) / ms / 1e6);
 	};
 	binary({n}, {n}, "add same 16M");
 	binary({n / 1024, 1024}, {1024}, "add bias 16k x 1024");
 	binary({n / 1024, 1024}, {n / 1024, 1}, "add column 16k x 1024");
 }
+
+INSTANTIATE_TEST_SUITE_P(Device, ElementwiseTiming, ::testing::Values(false, true));
 
 } // namespace

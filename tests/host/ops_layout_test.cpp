@@ -230,7 +230,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, TransposeTest,
 					   TransposeParam{{2, 5, 4, 8}, {0, 2, 1, 3}},    // heads swap
 					   TransposeParam{{2, 3, 1, 5, 1, 7}, {5, 3, 1, 0, 2, 4}},
 					   TransposeParam{{2, 3, 4, 5, 6, 7}, {5, 4, 3, 2, 1, 0}},
-					   TransposeParam{{1023, 1025}, {1, 0}}),
+					   TransposeParam{{1023, 1025}, {1, 0}},
+					   TransposeParam{{6, 5, 8}, {1, 0, 2}}), // 16-byte words
 			 [](const ::testing::TestParamInfo<TransposeParam>& info) {
 				 std::string s = ref::dims_name(info.param.dims) + "_p";
 				 for (uint32_t a : info.param.perm)
@@ -298,7 +299,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConcatTest,
 					   ConcatParam{{{3, 1}, {3, 2}, {3, 3}, {3, 4}, {3, 5}, {3, 6}, {3, 7}, {3, 8}}, 1},
 					   ConcatParam{{{2, 2, 2, 2, 2, 3}, {2, 2, 2, 2, 2, 1}}, 5},
 					   ConcatParam{{{2, 2, 2, 2, 2, 3}, {1, 2, 2, 2, 2, 3}}, 0},
-					   ConcatParam{{{300, 1000}, {300, 24}}, 1}),
+					   ConcatParam{{{300, 1000}, {300, 24}}, 1},
+					   ConcatParam{{{4, 8}, {4, 12}, {4, 4}}, 1}, // 16-byte words
+					   ConcatParam{{{4, 8}, {4, 6}, {4, 4}}, 1},  // words after a misaligned input
+					   ConcatParam{{{3, 16}, {5, 16}}, 0}),
 			 [](const ::testing::TestParamInfo<ConcatParam>& info) {
 				 std::string s = "axis" + std::to_string(info.param.axis);
 				 for (const Dims& d : info.param.inputs)
@@ -375,7 +379,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, SliceTest,
 					   SliceParam{{5, 6}, {0, 5}, {5, 1}},  // a column
 					   SliceParam{{4, 5, 6}, {1, 1, 1}, {2, 3, 4}},
 					   SliceParam{{2, 3, 4, 5, 6, 7}, {1, 0, 2, 1, 3, 4}, {1, 3, 2, 3, 2, 3}},
-					   SliceParam{{1000, 1000}, {17, 301}, {900, 513}}),
+					   SliceParam{{1000, 1000}, {17, 301}, {900, 513}},
+					   SliceParam{{16, 32}, {3, 8}, {10, 16}},   // 16-byte words
+					   SliceParam{{16, 32}, {3, 6}, {10, 16}},   // misaligned start
+					   SliceParam{{16, 30}, {3, 8}, {10, 16}}),  // misaligned stride
 			 [](const ::testing::TestParamInfo<SliceParam>& info) {
 				 std::string s = ref::dims_name(info.param.x) + "_at";
 				 for (uint32_t a : info.param.start)
@@ -424,8 +431,12 @@ TEST(Layout, FallbackPaths)
 //   ops_layout_test --gtest_also_run_disabled_tests --gtest_filter='*Timing*'
 namespace {
 
-TEST(LayoutTiming, DISABLED_Report)
+class LayoutTiming : public ::testing::TestWithParam<bool> {};
+
+// Param: the fallback device (GPU-style kernels) instead of the default.
+TEST_P(LayoutTiming, DISABLED_Report)
 {
+	const bool fallback = GetParam();
 	const uint32_t n = 1u << 24;
 	std::vector<float> x = ref::random_vector(n, 1), y(n);
 	auto one = [&](uint32_t opcode, Dims xd, Dims yd, std::vector<uint32_t> attrs, const char* name) {
@@ -437,7 +448,7 @@ TEST(LayoutTiming, DISABLED_Report)
 		b.host(yi, y);
 		double best = 1e30;
 		for (int i = 0; i < 4; i++) {
-			const auto st = ref::run(p, b);
+			const auto st = ref::run(p, b, fallback);
 			best = std::min(best, st.ops.empty() ? double(st.total_ns) / 1e6
 							     : double(st.ops[0].end_ns - st.ops[0].start_ns) / 1e6);
 		}
@@ -453,5 +464,7 @@ TEST(LayoutTiming, DISABLED_Report)
 	one(FLAXDRM_OP_REDUCE_MAX, {n}, {}, {1, 0}, "max all 16M");
 	one(FLAXDRM_OP_REDUCE_MEAN, {64, 256, 1024}, {64, 1024}, {2, 0}, "mean middle 64x256x1024");
 }
+
+INSTANTIATE_TEST_SUITE_P(Device, LayoutTiming, ::testing::Values(false, true));
 
 } // namespace

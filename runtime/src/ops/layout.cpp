@@ -30,21 +30,36 @@ void record_copy(OpContext& ctx, const TensorView& src, uint64_t src_elem, const
 		 uint64_t dst_elem, Strided<2> s)
 {
 	s.collapse();
+	// 16-byte words where the innermost run is contiguous on both sides
+	// and every stride and offset is a multiple of 4 elements.
+	const uint32_t in = s.rank - 1;
+	bool vec4 = s.strides[0][in] == 1 && s.strides[1][in] == 1 && s.dims[in] % 4 == 0 &&
+		    src.offset % 16 == 0 && dst.offset % 16 == 0 && src_elem % 4 == 0 && dst_elem % 4 == 0;
+	for (uint32_t d = 0; d < in; d++)
+		vec4 = vec4 && s.strides[0][d] % 4 == 0 && s.strides[1][d] % 4 == 0;
+	const uint32_t w = vec4 ? 4 : 1; // elements per word
+	if (vec4) {
+		s.dims[in] /= 4;
+		for (uint32_t d = 0; d < in; d++)
+			s.strides[0][d] /= 4, s.strides[1][d] /= 4;
+		src_elem /= 4;
+		dst_elem /= 4;
+	}
 	const uint64_t n = s.count();
 	const bool contiguous = s.rank == 1 && s.strides[0][0] == 1 && s.strides[1][0] == 1;
 	const uint32_t spec[] = {kWorkgroupSize, contiguous ? 1u : 0u};
-	const Pipeline& p = ctx.pipelines.get("layout", spec, 2, sizeof(CopyPush));
+	const Pipeline& p = ctx.pipelines.get(vec4 ? "layout_vec4" : "layout", spec, 2, sizeof(CopyPush));
 	if (contiguous) {
-		const uint64_t chunk = max_binding_bytes(ctx.device) / 4 - 64;
+		const uint64_t chunk = max_binding_bytes(ctx.device) / (4 * w) - 64;
 		for (uint64_t begin = 0; begin < n; begin += chunk) {
 			const uint64_t count = std::min(chunk, n - begin);
 			CopyPush pc{};
 			pc.count = uint32_t(count);
 			pc.rank = 1;
-			const uint64_t sb = (src_elem + begin) * 4, db = (dst_elem + begin) * 4;
+			const uint64_t sb = (src_elem + begin) * 4 * w, db = (dst_elem + begin) * 4 * w;
 			const BufferRange bindings[] = {
-				src.range(sb, sb + count * 4, 4, &pc.src_off, ctx.device),
-				dst.range(db, db + count * 4, 4, &pc.dst_off, ctx.device),
+				src.range(sb, sb + count * 4 * w, 4 * w, &pc.src_off, ctx.device),
+				dst.range(db, db + count * 4 * w, 4 * w, &pc.dst_off, ctx.device),
 			};
 			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(count, kWorkgroupSize));
 		}
@@ -59,8 +74,8 @@ void record_copy(OpContext& ctx, const TensorView& src, uint64_t src_elem, const
 		pc.ds[d] = uint32_t(s.strides[1][d]);
 	}
 	const BufferRange bindings[] = {
-		src.range(0, src.size, 4, &pc.src_off, ctx.device),
-		dst.range(0, dst.size, 4, &pc.dst_off, ctx.device),
+		src.range(0, src.size, 4 * w, &pc.src_off, ctx.device),
+		dst.range(0, dst.size, 4 * w, &pc.dst_off, ctx.device),
 	};
 	pc.src_off += uint32_t(src_elem);
 	pc.dst_off += uint32_t(dst_elem);

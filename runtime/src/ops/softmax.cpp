@@ -1,6 +1,7 @@
-// softmax and log_softmax over the last axis: shaders/softmax.comp, one
-// workgroup per row for long rows, one thread per row for short ones; rows
-// are split into dispatches that fit a binding.
+// softmax and log_softmax over the last axis: shaders/softmax.glsl (vec4
+// rows where the length is a multiple of 4), one workgroup per row for long
+// rows, one thread per row for short ones (and on CPU devices); rows are
+// split into dispatches that fit a binding.
 #include <algorithm>
 
 #include "elementwise_common.hpp"
@@ -45,15 +46,18 @@ public:
 		const bool per_group = ctx.device.cpu_kernels() ? rows < kCpuMinRows : len > kShortRow;
 		const uint32_t wg = !per_group ? 64 : len <= 1024 ? 64 : len <= 8192 ? 128 : 256;
 		const uint32_t spec[] = {wg, log_ ? 1u : 0u, per_group ? 1u : 0u};
-		const Pipeline& p = ctx.pipelines.get("softmax", spec, 2, sizeof(SoftmaxPush));
+		// vec4 rows where rows and tensors are 16-byte aligned
+		const bool vec4 = len % 4 == 0 && x.offset % 16 == 0 && y.offset % 16 == 0;
+		const uint32_t esize = vec4 ? 16 : 4;
+		const Pipeline& p = ctx.pipelines.get(vec4 ? "softmax_vec4" : "softmax", spec, 2, sizeof(SoftmaxPush));
 
 		const uint64_t max_rows = std::max<uint64_t>((max_binding_bytes(ctx.device) - 256) / (len * 4), 1);
 		for (uint64_t r0 = 0; r0 < rows; r0 += max_rows) {
 			const uint64_t nr = std::min(max_rows, rows - r0);
-			SoftmaxPush pc{uint32_t(nr), uint32_t(len), 0, 0};
+			SoftmaxPush pc{uint32_t(nr), uint32_t(len * 4 / esize), 0, 0};
 			const BufferRange bindings[] = {
-				x.range(r0 * len * 4, (r0 + nr) * len * 4, 4, &pc.in_off, ctx.device),
-				y.range(r0 * len * 4, (r0 + nr) * len * 4, 4, &pc.out_off, ctx.device),
+				x.range(r0 * len * 4, (r0 + nr) * len * 4, esize, &pc.in_off, ctx.device),
+				y.range(r0 * len * 4, (r0 + nr) * len * 4, esize, &pc.out_off, ctx.device),
 			};
 			const uint32_t groups = per_group ? groups_for(nr, 1, 16384) : groups_for(nr, wg);
 			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups);

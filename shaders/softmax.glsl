@@ -1,0 +1,143 @@
+// softmax and log_softmax over the last axis of f32 rows:
+//   m = max(x), s = sum(exp(x - m)),
+//   softmax = exp(x - m) / s, log_softmax = (x - m) - log(s)
+// as jax.nn computes them (max-subtracted). Like JAX, a row of all -inf
+// gives NaN (x - m is NaN), a +inf or a NaN anywhere in the row gives a row
+// of NaN.
+//
+// PER_GROUP = 1: one workgroup per row (long rows): each thread strides
+// over the row, partial maxima and sums meet in a shared-memory tree.
+// PER_GROUP = 0: one thread per row (short rows). Rows are a grid-stride
+// loop over the dispatch, so any number of rows works.
+//
+// This file is the body of softmax.comp (scalar) and softmax_vec4.comp
+// (-DVEC4: rows read and written as vec4, for row lengths and offsets that
+// are multiples of 4; len and the offsets are then in vec4s).
+
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = 1) const uint LOG = 0;       // 1: log_softmax
+layout(constant_id = 2) const uint PER_GROUP = 1;
+
+layout(push_constant) uniform Params {
+	uint rows;
+	uint len;
+	uint in_off;   // elements
+	uint out_off;
+} pc;
+
+#if defined(VEC4)
+#define VEC vec4
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { vec4 src[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { vec4 dst[]; };
+#else
+#define VEC float
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { float src[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { float dst[]; };
+#endif
+
+const uint WG = gl_WorkGroupSize.x;
+shared float red[WG];
+
+// max that propagates NaN (a NaN never compares greater).
+float nanmax(float a, float b)
+{
+	return (b > a || isnan(b)) ? b : a;
+}
+
+#if defined(VEC4)
+float vmax(vec4 v)
+{
+	return nanmax(nanmax(v.x, v.y), nanmax(v.z, v.w));
+}
+float vsum(vec4 v)
+{
+	return (v.x + v.y) + (v.z + v.w);
+}
+#else
+float vmax(float v)
+{
+	return v;
+}
+float vsum(float v)
+{
+	return v;
+}
+#endif
+
+float group_max(float v)
+{
+	const uint t = gl_LocalInvocationID.x;
+	red[t] = v;
+	barrier();
+	for (uint s = WG / 2; s > 0; s >>= 1) {
+		if (t < s)
+			red[t] = nanmax(red[t], red[t + s]);
+		barrier();
+	}
+	const float r = red[0];
+	barrier();
+	return r;
+}
+
+float group_sum(float v)
+{
+	const uint t = gl_LocalInvocationID.x;
+	red[t] = v;
+	barrier();
+	for (uint s = WG / 2; s > 0; s >>= 1) {
+		if (t < s)
+			red[t] += red[t + s];
+		barrier();
+	}
+	const float r = red[0];
+	barrier();
+	return r;
+}
+
+void write_row(uint in_base, uint out_base, uint first, uint step, float m, float s)
+{
+	if (LOG != 0) {
+		const float ls = log(s);
+		for (uint j = first; j < pc.len; j += step)
+			dst[out_base + j] = (src[in_base + j] - m) - ls;
+	} else {
+		const VEC inv = VEC(1.0 / s);
+		for (uint j = first; j < pc.len; j += step)
+			dst[out_base + j] = exp(src[in_base + j] - m) * inv;
+	}
+}
+
+void main()
+{
+	const uint groups = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
+	const uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+	if (PER_GROUP != 0) {
+		const uint t = gl_LocalInvocationID.x;
+		for (uint row = group; row < pc.rows; row += groups) {
+			const uint ib = pc.in_off + row * pc.len;
+			const uint ob = pc.out_off + row * pc.len;
+			float m = uintBitsToFloat(0xff800000u); // -inf
+			for (uint j = t; j < pc.len; j += WG)
+				m = nanmax(m, vmax(src[ib + j]));
+			m = group_max(m);
+			float s = 0.0;
+			for (uint j = t; j < pc.len; j += WG)
+				s += vsum(exp(src[ib + j] - m));
+			s = group_sum(s);
+			write_row(ib, ob, t, WG, m, s);
+		}
+	} else {
+		const uint threads = groups * WG;
+		for (uint row = group * WG + gl_LocalInvocationID.x; row < pc.rows; row += threads) {
+			const uint ib = pc.in_off + row * pc.len;
+			const uint ob = pc.out_off + row * pc.len;
+			float m = uintBitsToFloat(0xff800000u); // -inf
+			for (uint j = 0; j < pc.len; j++)
+				m = nanmax(m, vmax(src[ib + j]));
+			float s = 0.0;
+			for (uint j = 0; j < pc.len; j++)
+				s += vsum(exp(src[ib + j] - m));
+			write_row(ib, ob, 0, 1, m, s);
+		}
+	}
+}
