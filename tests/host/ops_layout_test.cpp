@@ -81,7 +81,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ReduceTest,
 					   ReduceParam{{300000, 3}, 1},   // long leading axis, few outputs
 					   ReduceParam{{3, 300000}, 2},
 					   ReduceParam{{64, 33, 17}, 6},
-					   ReduceParam{{8, 16, 16, 32}, 6}), // NHWC spatial mean
+					   ReduceParam{{8, 16, 16, 32}, 6}, // NHWC spatial mean
+					   // vec4 reads: inner run, outer (4 outputs a thread)
+					   ReduceParam{{6, 8}, 2}, ReduceParam{{5, 7, 12}, 2}, ReduceParam{{16, 4}, 1},
+					   ReduceParam{{3, 8, 16}, 5}, ReduceParam{{100, 3, 64}, 6},
+					   ReduceParam{{100, 3, 64}, 1}),
 			 [](const ::testing::TestParamInfo<ReduceParam>& info) {
 				 return ref::dims_name(info.param.dims) + "_axes" + std::to_string(info.param.axes);
 			 });
