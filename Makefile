@@ -23,7 +23,7 @@ JOBS ?= $(shell nproc)
 
 DEB_PACKAGES := build-essential cmake pkg-config ninja-build \
 	linux-headers-amd64 linux-image-amd64 linux-source-6.1 sparse \
-	qemu-system-x86 busybox-static cpio kmod xz-utils bc flex bison libelf-dev \
+	qemu-system-x86 busybox-static cpio kmod bindfs xz-utils bc flex bison libelf-dev \
 	libdrm-dev libvulkan-dev mesa-vulkan-drivers vulkan-tools \
 	glslang-tools glslang-dev spirv-tools \
 	libgtest-dev libgmock-dev googletest libbenchmark-dev \
@@ -76,7 +76,7 @@ test-host: sanitize
 		ctest --output-on-failure -L host
 
 test-vm: module userspace
-	KVER=$(KVER) tests/vm/run-tests.sh
+	KVER=$(KVER) FLAXDRM_REQUIRE_VM_TESTS=1 tests/vm/run-tests.sh
 
 demo: module userspace
 	KVER=$(KVER) examples/demo.sh
