@@ -17,7 +17,10 @@
 // forms take 4 output elements per invocation; they need both operands
 // contiguous in the innermost collapsed dim (stride 1, no broadcast there),
 // that dim and every offset a multiple of 4, and count and offsets in
-// vec4s; MODE is ignored (the general index walk, trivial at rank 1).
+// vec4s. There MODE_SAME and MODE_GENERAL take the general index walk
+// (trivial at rank 1), and MODE_SCALAR_A/B read the one-element operand
+// from binding 3, a storage buffer (its offset in elements), binding 0 or 1
+// then being a dummy.
 //
 // maximum/minimum propagate NaN like jnp.maximum/jnp.minimum (GLSL's
 // max/min leave the result undefined for NaN).
@@ -55,12 +58,14 @@ layout(push_constant) uniform Params {
 layout(set = 0, binding = 0) uniform samplerBuffer a4;
 layout(set = 0, binding = 1) uniform samplerBuffer b4;
 layout(set = 0, binding = 2, std430) writeonly restrict buffer BufOut { vec4 dst4[]; };
+layout(set = 0, binding = 3, std430) readonly restrict buffer BufS { float scalar[]; };
 #define LOAD_A(i) texelFetch(a4, int(i))
 #define LOAD_B(i) texelFetch(b4, int(i))
 #elif defined(VEC4)
 layout(set = 0, binding = 0, std430) readonly restrict buffer BufA { vec4 a4[]; };
 layout(set = 0, binding = 1, std430) readonly restrict buffer BufB { vec4 b4[]; };
 layout(set = 0, binding = 2, std430) writeonly restrict buffer BufOut { vec4 dst4[]; };
+layout(set = 0, binding = 3, std430) readonly restrict buffer BufS { float scalar[]; };
 #define LOAD_A(i) a4[i]
 #define LOAD_B(i) b4[i]
 #else
@@ -112,10 +117,19 @@ void main()
 	const uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
 	for (uint i = group * gl_WorkGroupSize.x + gl_LocalInvocationID.x; i < pc.count; i += threads) {
 #if defined(VEC4) || defined(TEXEL)
-		uint ia, ib;
-		offsets(4 * i, ia, ib);
-		const vec4 x = LOAD_A(pc.a_off + ia / 4);
-		const vec4 y = LOAD_B(pc.b_off + ib / 4);
+		vec4 x, y;
+		if (MODE == MODE_SCALAR_B) {
+			x = LOAD_A(pc.a_off + i);
+			y = vec4(scalar[pc.b_off]);
+		} else if (MODE == MODE_SCALAR_A) {
+			x = vec4(scalar[pc.a_off]);
+			y = LOAD_B(pc.b_off + i);
+		} else {
+			uint ia, ib;
+			offsets(4 * i, ia, ib);
+			x = LOAD_A(pc.a_off + ia / 4);
+			y = LOAD_B(pc.b_off + ib / 4);
+		}
 		dst4[pc.out_off + i] = vec4(apply(x.x, y.x), apply(x.y, y.y), apply(x.z, y.z), apply(x.w, y.w));
 #else
 		float x, y;

@@ -252,7 +252,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BinaryTest,
 					   // vector paths: innermost dim a multiple of 4
 					   BinaryParam{{8, 12}, {8, 12}}, BinaryParam{{64, 256}, {256}},
 					   BinaryParam{{256}, {64, 256}}, BinaryParam{{4, 1, 8}, {1, 5, 8}},
-					   BinaryParam{{3, 4, 1, 2, 4}, {5, 2, 4}}, BinaryParam{{1000, 1024}, {1000, 1024}}),
+					   BinaryParam{{3, 4, 1, 2, 4}, {5, 2, 4}}, BinaryParam{{1000, 1024}, {1000, 1024}},
+					   BinaryParam{{}, {6, 8}}, BinaryParam{{16}, {1}}, BinaryParam{{1}, {2, 8}},
+					   BinaryParam{{1000, 1000}, {}}),
 			 [](const ::testing::TestParamInfo<BinaryParam>& info) {
 				 return ref::dims_name(info.param.a) + "_" + ref::dims_name(info.param.b);
 			 });
@@ -288,9 +290,14 @@ TEST(Binary, FallbackPaths)
 	const auto y = ref::run_op(FLAXDRM_OP_SUB, {&a, &b}, {{64, 33}, {33}}, {64, 33}, {}, true);
 	EXPECT_TRUE(ref::close(y, ref::binary(ref::Binary::Sub, a, {64, 33}, b, {33}), 1e-13, 1e-6));
 	std::vector<float> c = ref::random_vector(24 * 36, 10), d = ref::random_vector(36, 11);
+	std::vector<float> e = {2.5f};
 	for (bool fallback : {false, true}) {
 		const auto z = ref::run_op(FLAXDRM_OP_DIV, {&d, &c}, {{36}, {24, 36}}, {24, 36}, {}, fallback);
 		EXPECT_TRUE(ref::close(z, ref::binary(ref::Binary::Div, d, {36}, c, {24, 36}), 1e-13, 1e-6));
+		const auto u = ref::run_op(FLAXDRM_OP_MAXIMUM, {&c, &e}, {{24, 36}, {}}, {24, 36}, {}, fallback);
+		EXPECT_TRUE(ref::close(u, ref::binary(ref::Binary::Max, c, {24, 36}, e, {}), 0, 0));
+		const auto v = ref::run_op(FLAXDRM_OP_SUB, {&e, &c}, {{1}, {24, 36}}, {24, 36}, {}, fallback);
+		EXPECT_TRUE(ref::close(v, ref::binary(ref::Binary::Sub, e, {1}, c, {24, 36}), 1e-13, 1e-6));
 	}
 }
 
@@ -579,6 +586,7 @@ TEST_P(ElementwiseTiming, DISABLED_Report)
 	binary({n}, {n}, "add same 16M");
 	binary({n / 1024, 1024}, {1024}, "add bias 16k x 1024");
 	binary({n / 1024, 1024}, {n / 1024, 1}, "add column 16k x 1024");
+	binary({n}, {}, "add scalar 16M");
 }
 
 INSTANTIATE_TEST_SUITE_P(Device, ElementwiseTiming, ::testing::Values(false, true));

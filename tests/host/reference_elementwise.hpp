@@ -411,9 +411,11 @@ inline rt::Device& device(bool fallback = false)
 
 inline rt::Executor& executor(bool fallback = false)
 {
+	// The devices' statics first, so that they outlive the executors at exit.
+	rt::Device& dev = device(fallback);
 	static std::unique_ptr<rt::Executor> ex[2];
 	if (!ex[fallback])
-		ex[fallback] = rt::Executor::create(device(fallback));
+		ex[fallback] = rt::Executor::create(dev);
 	return *ex[fallback];
 }
 

@@ -88,10 +88,11 @@ public:
 		// through the innermost dim, a multiple of 4 (same shapes, bias-
 		// style rows), through texel buffers on CPU devices.
 		const uint32_t in = s.rank - 1;
-		const bool vec4 = s.strides[0][in] == 1 && s.strides[1][in] == 1 && s.dims[in] % 4 == 0 &&
+		const bool scalar = mode == MODE_SCALAR_A || mode == MODE_SCALAR_B;
+		const bool vec4 = (scalar || (s.strides[0][in] == 1 && s.strides[1][in] == 1)) && s.dims[in] % 4 == 0 &&
 				  a.offset % 16 == 0 && b.offset % 16 == 0 && y.offset % 16 == 0;
 		if (vec4) {
-			record_vec4(ctx, s, mode == MODE_SAME);
+			record_vec4(ctx, s, mode);
 			return;
 		}
 		if (mode == MODE_GENERAL) {
@@ -131,8 +132,9 @@ public:
 	}
 
 private:
-	void record_vec4(OpContext& ctx, const Strided<2>& s, bool same) const
+	void record_vec4(OpContext& ctx, const Strided<2>& s, Mode mode) const
 	{
+		const bool same = mode != MODE_GENERAL; // flat chunks (scalar operands whole)
 		const TensorView& a = ctx.inputs[0];
 		const TensorView& b = ctx.inputs[1];
 		const TensorView& y = ctx.outputs[0];
@@ -140,12 +142,12 @@ private:
 		const uint64_t max_texels = ctx.device.limits().maxTexelBufferElements;
 		const bool texel = ctx.device.cpu_kernels() &&
 				   (same || (a.size / 16 < max_texels && b.size / 16 < max_texels));
-		const uint32_t spec[] = {kWorkgroupSize, op_, MODE_GENERAL};
+		const uint32_t spec[] = {kWorkgroupSize, op_, mode};
 		const VkDescriptorType texel_types[] = {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
 							VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-							VK_DESCRIPTOR_TYPE_STORAGE_BUFFER};
+							VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER};
 		const Pipeline& p = texel ? ctx.pipelines.get("binary_texel", spec, texel_types, sizeof(BinaryPush))
-					  : ctx.pipelines.get("binary_vec4", spec, 3, sizeof(BinaryPush));
+					  : ctx.pipelines.get("binary_vec4", spec, 4, sizeof(BinaryPush));
 		// Same shapes: chunks of the flat range. Otherwise whole operands
 		// (check() made sure they bind).
 		uint64_t chunk = same ? max_binding_bytes(ctx.device) / 16 - 16 : n4;
@@ -161,6 +163,14 @@ private:
 				pc.sa[d] = uint32_t(s.strides[0][d]);
 				pc.sb[d] = uint32_t(s.strides[1][d]);
 			}
+			// the one-element operand of MODE_SCALAR_* goes to binding
+			// 3; its vector binding repeats the other operand
+			const TensorView& va = mode == MODE_SCALAR_A ? b : a;
+			const TensorView& vb = mode == MODE_SCALAR_B ? a : b;
+			uint32_t dummy = 0;
+			const BufferRange sbind = mode == MODE_SCALAR_A	  ? a.range(0, 4, 4, &pc.a_off, ctx.device)
+						  : mode == MODE_SCALAR_B ? b.range(0, 4, 4, &pc.b_off, ctx.device)
+									  : y.range(0, 4, 4, &dummy, ctx.device);
 			auto operand = [&](const TensorView& t, uint32_t* off) {
 				BufferRange r = same ? t.range(begin * 16, (begin + count) * 16, 16, off, ctx.device)
 						     : t.range(0, t.size, 16, off, ctx.device);
@@ -171,9 +181,10 @@ private:
 				return r;
 			};
 			const BufferRange bindings[] = {
-				operand(a, &pc.a_off),
-				operand(b, &pc.b_off),
+				operand(va, mode == MODE_SCALAR_A ? &dummy : &pc.a_off),
+				operand(vb, mode == MODE_SCALAR_B ? &dummy : &pc.b_off),
 				y.range(begin * 16, (begin + count) * 16, 16, &pc.out_off, ctx.device),
+				sbind,
 			};
 			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(count, kWorkgroupSize));
 		}
