@@ -82,7 +82,7 @@ demo: module userspace
 	KVER=$(KVER) examples/demo.sh
 
 bench: userspace
-	$(CMAKE_RELEASE)/tests/bench/flaxdrm-bench
+	tests/bench/run.sh $(CMAKE_RELEASE)/tests/bench/flaxdrm-bench
 
 # Kernel style: checkpatch from Debian's linux-source tarball, and sparse.
 CHECKPATCH := $(BUILD)/checkpatch/scripts/checkpatch.pl

@@ -34,18 +34,24 @@ std::vector<float> random_vector(std::size_t n, uint32_t seed, float spread = 1.
 	return v;
 }
 
+// One device and executor per path for the whole process; the executor
+// goes before its device at exit (both live in one static here).
 rt::Executor& executor(bool storage_path)
 {
-	static std::unique_ptr<rt::Device> dev[2];
-	static std::unique_ptr<rt::Executor> ex[2];
-	if (!ex[storage_path]) {
+	struct Path {
+		std::unique_ptr<rt::Device> device;
+		std::unique_ptr<rt::Executor> executor;
+	};
+	static Path paths[2];
+	Path& p = paths[storage_path];
+	if (!p.executor) {
 		rt::DeviceOptions o;
 		o.disable_cpu_kernels = storage_path;
 		o.force_staging = storage_path;
-		dev[storage_path] = rt::Device::create(o);
-		ex[storage_path] = rt::Executor::create(*dev[storage_path]);
+		p.device = rt::Device::create(o);
+		p.executor = rt::Executor::create(*p.device);
 	}
-	return *ex[storage_path];
+	return *p.executor;
 }
 
 ::testing::AssertionResult close(const std::vector<float>& got, const std::vector<float>& want, double tol)

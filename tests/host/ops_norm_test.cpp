@@ -84,24 +84,24 @@ struct OneOp {
 	void run(rt::Executor& ex) { ex.run(tensors, std::span(&op, 1), mem); }
 };
 
-rt::Device& device(bool storage_path)
+// One device and executor per path for the whole process; the executor
+// goes before its device at exit (both live in one static here).
+rt::Executor& executor(bool storage_path)
 {
-	static std::unique_ptr<rt::Device> dev[2];
-	if (!dev[storage_path]) {
+	struct Path {
+		std::unique_ptr<rt::Device> device;
+		std::unique_ptr<rt::Executor> executor;
+	};
+	static Path paths[2];
+	Path& p = paths[storage_path];
+	if (!p.executor) {
 		rt::DeviceOptions o;
 		o.disable_cpu_kernels = storage_path;
 		o.disable_push_descriptors = storage_path;
-		dev[storage_path] = rt::Device::create(o);
+		p.device = rt::Device::create(o);
+		p.executor = rt::Executor::create(*p.device);
 	}
-	return *dev[storage_path];
-}
-
-rt::Executor& executor(bool storage_path)
-{
-	static std::unique_ptr<rt::Executor> ex[2];
-	if (!ex[storage_path])
-		ex[storage_path] = rt::Executor::create(device(storage_path));
-	return *ex[storage_path];
+	return *p.executor;
 }
 
 ::testing::AssertionResult close(const std::vector<float>& got, const std::vector<float>& want, double tol)
