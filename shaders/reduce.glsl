@@ -18,7 +18,8 @@
 // (-DVEC4, one thread per output or per 4 outputs, reading vec4s; offsets,
 // strides and dims in elements except in_off, in vec4s):
 //   VMODE 0 (inner): the reduced run is the innermost group, contiguous,
-//     R a multiple of 4 (nr == 1): a thread sums vec4s along it;
+//     R a multiple of 4 (nr == 1): a thread (PER_GROUP = 0) or a
+//     workgroup (PER_GROUP = 1) reduces vec4s along it;
 //   VMODE 1 (outer): the innermost group is kept and contiguous, a
 //     multiple of 4: a thread reduces 4 neighbouring outputs at once.
 
@@ -106,7 +107,27 @@ void main()
 	const uint group = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
 	const uint threads = groups * WG;
 	const uint first = group * WG + gl_LocalInvocationID.x;
-	if (VMODE == 0) {
+	if (VMODE == 0 && PER_GROUP != 0) {
+		// a workgroup per output: threads stride over the run's vec4s
+		const uint t = gl_LocalInvocationID.x;
+		const uint R4 = pc.R / 4;
+		for (uint o = group; o < pc.outputs; o += groups) {
+			const uint base = pc.in_off + kept_offset(o) / 4;
+			vec4 acc = vec4(identity());
+			for (uint r = t; r < R4; r += WG)
+				acc = combine4(acc, src[base + r]);
+			red[t] = combine(combine(acc.x, acc.y), combine(acc.z, acc.w));
+			barrier();
+			for (uint s = WG / 2; s > 0; s >>= 1) {
+				if (t < s)
+					red[t] = combine(red[t], red[t + s]);
+				barrier();
+			}
+			if (t == 0)
+				dst[pc.out_off + o] = finish(red[0]);
+			barrier();
+		}
+	} else if (VMODE == 0) {
 		const uint R4 = pc.R / 4;
 		for (uint o = first; o < pc.outputs; o += threads) {
 			const uint base = pc.in_off + kept_offset(o) / 4;

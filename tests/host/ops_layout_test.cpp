@@ -85,7 +85,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ReduceTest,
 					   // vec4 reads: inner run, outer (4 outputs a thread)
 					   ReduceParam{{6, 8}, 2}, ReduceParam{{5, 7, 12}, 2}, ReduceParam{{16, 4}, 1},
 					   ReduceParam{{3, 8, 16}, 5}, ReduceParam{{100, 3, 64}, 6},
-					   ReduceParam{{100, 3, 64}, 1}),
+					   ReduceParam{{100, 3, 64}, 1}, ReduceParam{{1u << 20}, 1}),
 			 [](const ::testing::TestParamInfo<ReduceParam>& info) {
 				 return ref::dims_name(info.param.dims) + "_axes" + std::to_string(info.param.axes);
 			 });

@@ -99,7 +99,8 @@ public:
 		const uint32_t wg = !per_group ? 64 : pc.R >= 8192 ? 256 : 64;
 		// vec4 reads, a thread per output (or 4 outputs): the reduced run
 		// innermost and contiguous, or the kept one; strides multiples of 4.
-		bool vec4 = !per_group && x.offset % 16 == 0;
+		// A workgroup per output takes vec4s only in the inner form.
+		bool vec4 = x.offset % 16 == 0 && (!per_group || pl.inner_reduced);
 		uint32_t vmode = 0;
 		if (vec4 && pl.inner_reduced) {
 			vec4 = pc.nr == 1 && pc.rstrides[0] == 1 && pc.R % 4 == 0;
@@ -113,14 +114,15 @@ public:
 		for (uint32_t d = 0; d < pc.nk; d++)
 			vec4 = vec4 && (pc.kstrides[d] % 4 == 0 || (vmode == 1 && d == pc.nk - 1));
 		if (vec4) {
-			const uint32_t vspec[] = {wg, op_, 0, vmode};
+			const uint32_t vspec[] = {wg, op_, per_group ? 1u : 0u, vmode};
 			const Pipeline& pipe = ctx.pipelines.get("reduce_vec4", vspec, 2, sizeof(ReducePush));
 			const BufferRange bindings[] = {
 				x.range(0, x.size, 16, &pc.in_off, ctx.device),
 				y.range(0, y.size, 4, &pc.out_off, ctx.device),
 			};
 			const uint64_t threads = vmode ? pc.outputs / 4 : pc.outputs;
-			ctx.recorder.dispatch(pipe, bindings, &pc, sizeof(pc), groups_for(threads, wg));
+			ctx.recorder.dispatch(pipe, bindings, &pc, sizeof(pc),
+					      per_group ? groups_for(pc.outputs, 1, 16384) : groups_for(threads, wg));
 			return;
 		}
 		const uint32_t spec[] = {wg, op_, per_group ? 1u : 0u};
