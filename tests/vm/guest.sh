@@ -128,7 +128,8 @@ if [ -n "$FVM_KMOD" ]; then
 		# shellcheck disable=SC2086
 		modprobe -a $deps || { say "modprobe $deps failed"; ok=0; }
 	fi
-	if [ $ok = 1 ] && insmod "$FVM_KMOD"; then
+	# shellcheck disable=SC2086 # FVM_KMOD_ARGS is word-split on purpose
+	if [ $ok = 1 ] && insmod "$FVM_KMOD" $FVM_KMOD_ARGS; then
 		kmod_loaded=1
 		put kmod loaded
 		# Debian's udev rules: card* root:video 0660, renderD* root:render 0666.

@@ -229,7 +229,11 @@ video_gid=$(getent group video | cut -d: -f3)
 	printf 'FVM_GROUP_IDS=%q\n' "${video_gid:-44}"
 	printf 'FVM_KMOD=%q\n' "$kmod_guest"
 	printf 'FVM_ENGINE=%q\n' "$engine_bin"
-	printf 'FVM_ENGINE_ARGS=%q\n' "${FLAXDRM_VM_ENGINE_ARGS:-}"
+	# Under TCG, lavapipe compiles a new pipeline in 10-30 s, so the first
+	# job using it needs more than the kernel's default 10 s; the engine
+	# then needs no warm-up before attaching (which cost ~70 s per boot).
+	printf 'FVM_KMOD_ARGS=%q\n' "${FLAXDRM_VM_KMOD_ARGS-job_timeout_ms=120000}"
+	printf 'FVM_ENGINE_ARGS=%q\n' "${FLAXDRM_VM_ENGINE_ARGS---no-warm-up}"
 	printf 'FVM_ENGINE_TIMEOUT=%q\n' "${FLAXDRM_VM_ENGINE_TIMEOUT:-300}"
 	printf 'FVM_ROOT_CMD=%q\n' "$root_cmd"
 	printf 'FVM_TRACE=%q\n' "${FLAXDRM_VM_TRACE:-0}"
