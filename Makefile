@@ -81,7 +81,8 @@ test-vm: module userspace
 demo: module userspace
 	KVER=$(KVER) examples/demo.sh
 
-bench: userspace
+bench: $(CMAKE_RELEASE)/build.ninja
+	cmake --build $(CMAKE_RELEASE) -j $(JOBS) --target flaxdrm-bench
 	tests/bench/run.sh $(CMAKE_RELEASE)/tests/bench/flaxdrm-bench
 
 # Kernel style: checkpatch from Debian's linux-source tarball, and sparse.
