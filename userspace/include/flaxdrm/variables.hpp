@@ -34,4 +34,16 @@ Variables parse_flax_msgpack(std::span<const uint8_t> bytes, const std::string& 
 std::vector<uint8_t> format_flax_msgpack(const Variables& variables);
 void write_flax_msgpack(const std::string& path, const Variables& variables);
 
+// safetensors (8-byte little-endian header length, JSON header
+// {"params/Dense_0/kernel": {"dtype": "F32", "shape": [..], "data_offsets":
+// [begin, end]}, "__metadata__": {...}}, then the data): names are the
+// '/'-joined variable paths. F32 is read as is; F16, BF16, F64, I32 and I64
+// are converted to float32 (Variable::dtype keeps the file's dtype name).
+Variables read_safetensors(const std::string& path);
+Variables parse_safetensors(std::span<const uint8_t> bytes, const std::string& source);
+
+// Either format: safetensors when the file starts like one (or is named
+// *.safetensors), else a Flax msgpack checkpoint.
+Variables read_variables(const std::string& path);
+
 } // namespace flaxdrm
