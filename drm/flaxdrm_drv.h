@@ -32,6 +32,7 @@
 #define FLAXDRM_MAX_DEPTH	64	/* depth of a module tree */
 #define FLAXDRM_MAX_VARS	1024	/* variables per module */
 #define FLAXDRM_HW_JOBS		256	/* jobs handed to the engine at once */
+#define FLAXDRM_MAX_FILE_JOBS	4096	/* unfinished jobs per open file */
 
 extern unsigned int flaxdrm_job_timeout_ms;
 
@@ -52,6 +53,14 @@ struct flaxdrm_device {
 	struct list_head queue;
 	struct list_head inflight;
 	wait_queue_head_t engine_wq;
+	/*
+	 * The engine's last sign of life (attach, FETCH, COMPLETE, or a job
+	 * queued while none was), and whether it then let a queued job wait
+	 * a whole timeout: until it fetches or completes again, new jobs
+	 * fail at once.
+	 */
+	unsigned long engine_progress;
+	bool engine_stalled;
 
 	/* the lock of every hardware fence */
 	spinlock_t fence_lock;
@@ -79,6 +88,7 @@ struct flaxdrm_ctx {
 	u64 seqno;		/* engine_lock */
 	struct list_head running;	/* engine_lock: jobs in run order */
 	atomic64_t exec_ns;	/* engine time of the finished jobs */
+	atomic_t jobs;		/* jobs submitted and not yet freed */
 };
 
 struct flaxdrm_file {

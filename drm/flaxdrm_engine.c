@@ -88,6 +88,19 @@ static void job_finish(struct flaxdrm_device *fdev, struct flaxdrm_job *job,
 	ctx_retire(fdev, ctx);
 }
 
+static unsigned long job_timeout(void)
+{
+	return msecs_to_jiffies(READ_ONCE(flaxdrm_job_timeout_ms));
+}
+
+/* The engine did something: queued jobs may wait a timeout from now. */
+static void engine_progress(struct flaxdrm_device *fdev)
+{
+	lockdep_assert_held(&fdev->engine_lock);
+	fdev->engine_progress = jiffies;
+	fdev->engine_stalled = false;
+}
+
 /* run_job: hands the job to the engine, or fails it when there is none. */
 struct dma_fence *flaxdrm_engine_run(struct flaxdrm_job *job)
 {
@@ -106,15 +119,19 @@ struct dma_fence *flaxdrm_engine_run(struct flaxdrm_job *job)
 	error = job->base.s_fence->finished.error;
 	if (!fdev->engine)
 		error = -ENODEV;
+	else if (fdev->engine_stalled)
+		error = -ETIMEDOUT;
 	if (error) {
 		job->state = FLAXDRM_JOB_DONE;
 		job->status = error;
 		ctx_retire(fdev, ctx);
 	} else {
+		/* an idle engine's clock starts with its first job */
+		if (list_empty(&fdev->queue))
+			fdev->engine_progress = jiffies;
 		job->state = FLAXDRM_JOB_QUEUED;
 		list_add_tail(&job->engine_link, &fdev->queue);
-		schedule_delayed_work(&job->timeout_work,
-				      msecs_to_jiffies(READ_ONCE(flaxdrm_job_timeout_ms)));
+		schedule_delayed_work(&job->timeout_work, job_timeout());
 		wake_up_interruptible(&fdev->engine_wq);
 	}
 	mutex_unlock(&fdev->engine_lock);
@@ -128,12 +145,35 @@ void flaxdrm_engine_timeout_work(struct work_struct *work)
 					       timeout_work);
 	struct flaxdrm_device *fdev = job->fdev;
 
+	struct flaxdrm_job *tmp;
+	unsigned long deadline;
+
 	/* free_job cancels this work synchronously: the job is alive */
 	mutex_lock(&fdev->engine_lock);
-	if (job->state == FLAXDRM_JOB_QUEUED ||
-	    job->state == FLAXDRM_JOB_FETCHED) {
+	switch (job->state) {
+	case FLAXDRM_JOB_FETCHED:
+		/* the timer was restarted by FETCH: the engine took too long */
 		drm_dbg_driver(&fdev->drm, "job %llu timed out\n", job->job_id);
 		job_finish(fdev, job, -ETIMEDOUT);
+		break;
+	case FLAXDRM_JOB_QUEUED:
+		/* waiting is fine while the engine makes progress */
+		deadline = fdev->engine_progress + job_timeout();
+		if (time_before(jiffies, deadline)) {
+			mod_delayed_work(system_wq, &job->timeout_work,
+					 deadline - jiffies);
+			break;
+		}
+		/* no FETCH or COMPLETE for a whole timeout: a stalled engine */
+		drm_dbg_driver(&fdev->drm, "engine stalled at job %llu\n",
+			       job->job_id);
+		fdev->engine_stalled = true;
+		/* tmp is not finished, so retiring cannot free it */
+		list_for_each_entry_safe(job, tmp, &fdev->queue, engine_link)
+			job_finish(fdev, job, -ETIMEDOUT);
+		break;
+	default:
+		break;
 	}
 	mutex_unlock(&fdev->engine_lock);
 }
@@ -167,10 +207,12 @@ int flaxdrm_ioctl_engine_attach(struct drm_device *dev, void *data,
 		return -EINVAL;
 
 	mutex_lock(&fdev->engine_lock);
-	if (fdev->engine)
+	if (fdev->engine) {
 		ret = -EBUSY;
-	else
+	} else {
 		WRITE_ONCE(fdev->engine, file);
+		engine_progress(fdev);
+	}
 	mutex_unlock(&fdev->engine_lock);
 	return ret;
 }
@@ -312,6 +354,9 @@ int flaxdrm_ioctl_engine_fetch(struct drm_device *dev, void *data,
 
 	job->state = FLAXDRM_JOB_FETCHED;
 	list_move_tail(&job->engine_link, &fdev->inflight);
+	/* from now on the engine has the job's whole timeout for it */
+	mod_delayed_work(system_wq, &job->timeout_work, job_timeout());
+	engine_progress(fdev);
 	args->buffer_size = size;
 	args->job_id = job->job_id;
 	ret = 0;
@@ -331,8 +376,9 @@ int flaxdrm_ioctl_engine_complete(struct drm_device *dev, void *data,
 	struct flaxdrm_job *job;
 	int ret = -ENOENT;
 
-	if (args->flags || !flaxdrm_is_zero(args->reserved,
-					    sizeof(args->reserved)))
+	/* op timings and invocations are not kept yet: must be absent */
+	if (args->flags || args->pad || args->reserved || args->op_timings ||
+	    args->num_op_timings)
 		return -EINVAL;
 	if (args->status > 0 || args->status < -MAX_ERRNO)
 		return -EINVAL;
@@ -347,6 +393,7 @@ int flaxdrm_ioctl_engine_complete(struct drm_device *dev, void *data,
 			continue;
 		job->exec_ns = args->exec_ns;
 		atomic64_add(args->exec_ns, &job->ctx->exec_ns);
+		engine_progress(fdev);
 		job_finish(fdev, job, args->status);
 		ret = 0;
 		break;

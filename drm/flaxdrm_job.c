@@ -25,6 +25,7 @@ struct flaxdrm_ctx *flaxdrm_ctx_create(void)
 	ctx->fence_context = dma_fence_context_alloc(1);
 	INIT_LIST_HEAD(&ctx->running);
 	atomic64_set(&ctx->exec_ns, 0);
+	atomic_set(&ctx->jobs, 0);
 	return ctx;
 }
 
@@ -60,8 +61,10 @@ static void job_free(struct flaxdrm_job *job)
 		dma_fence_put(job->hw_fence);
 	else
 		kfree(job->hw_fence);
-	if (job->ctx)
+	if (job->ctx) {
+		atomic_dec(&job->ctx->jobs);
 		flaxdrm_ctx_put(job->ctx);
+	}
 	kfree(job);
 }
 
@@ -379,7 +382,8 @@ static int job_add_in_syncs(struct flaxdrm_job *job, struct drm_file *file,
 
 static int submit_check_args(const struct drm_flaxdrm_submit *args)
 {
-	if (args->pad || args->reserved[0] || args->reserved[1])
+	/* perfmons are not wired to jobs yet: refuse until they are */
+	if (args->pad || args->pad2 || args->reserved || args->perfmon)
 		return -EINVAL;
 	if (args->flags & ~FLAXDRM_SUBMIT_FLAGS)
 		return -EINVAL;
@@ -536,6 +540,12 @@ int flaxdrm_ioctl_submit(struct drm_device *dev, void *data,
 
 	if (!flaxdrm_engine_attached(fdev)) {
 		ret = -ENODEV;
+		goto err_unlock;
+	}
+	/* bound the kernel memory one file can tie up in unfinished jobs */
+	if (atomic_inc_return(&ffile->ctx->jobs) > FLAXDRM_MAX_FILE_JOBS) {
+		atomic_dec(&ffile->ctx->jobs);
+		ret = -EAGAIN;
 		goto err_unlock;
 	}
 

@@ -1033,7 +1033,7 @@ TEST_F(IoctlSubmit, ArgRefusals) {
   s.args.pad = 1;
   EXPECT_EQ(s.Run(fd()), EINVAL);
   s = Call();
-  s.args.reserved[1] = 1;
+  s.args.reserved = 1;
   EXPECT_EQ(s.Run(fd()), EINVAL);
   s = Call();
   s.args.flags = 2;
@@ -1607,7 +1607,7 @@ TEST_F(EngineLink, AttachRules) {
   EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EINVAL);
   c = {};
   c.job_id = 1;
-  c.reserved[3] = 1;
+  c.reserved = 1;
   EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EINVAL);
   c = {};
   c.job_id = 1;
@@ -1915,6 +1915,31 @@ TEST_F(EngineLink, Stress) {
   engine_.reset();
   ASSERT_TRUE(WaitSyncobj(client(), s, 20000));
   EXPECT_EQ(FenceStatus(client(), s), -ENODEV);
+}
+
+TEST_F(EngineLink, TooManyJobsIsEAGAIN) {
+  // unfinished jobs per file are bounded; nothing is fetched here
+  uint32_t empty = ModuleCreate(client(), 0, FLAXDRM_KIND_SEQUENTIAL);
+  int err = 0, n = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  while (n < 10000) {
+    Submit setup(FLAXDRM_JOB_SETUP, empty);
+    err = setup.Run(client());
+    if (err)
+      break;
+    n++;
+    if (getenv("FLAXDRM_TEST_TRACE") && n % 200 == 0)
+      fprintf(stderr, "%d submitted after %lld ms\n", n,
+              (long long)std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - t0).count());
+  }
+  EXPECT_EQ(err, EAGAIN);
+  EXPECT_EQ(n, 4096);
+  // another file is not affected
+  Fd other = OpenRender();
+  uint32_t theirs = ModuleCreate(other.get(), 0, FLAXDRM_KIND_SEQUENTIAL);
+  Submit setup(FLAXDRM_JOB_SETUP, theirs);
+  EXPECT_EQ(setup.Run(other.get()), 0);
 }
 
 TEST_F(EngineLink, ClientClosesWithJobsQueued) {

@@ -31,6 +31,11 @@ extern "C" {
 #define DRM_FLAXDRM_PROGRAM_DESTROY	0x07
 #define DRM_FLAXDRM_SUBMIT		0x08
 #define DRM_FLAXDRM_MODULE_QUERY	0x09
+#define DRM_FLAXDRM_JOB_QUERY		0x0a
+#define DRM_FLAXDRM_PERFMON_CREATE	0x0b
+#define DRM_FLAXDRM_PERFMON_DESTROY	0x0c
+#define DRM_FLAXDRM_PERFMON_GET_VALUES	0x0d
+#define DRM_FLAXDRM_COUNTER_QUERY	0x0e
 #define DRM_FLAXDRM_ENGINE_ATTACH	0x10
 #define DRM_FLAXDRM_ENGINE_FETCH	0x11
 #define DRM_FLAXDRM_ENGINE_COMPLETE	0x12
@@ -58,6 +63,7 @@ enum flaxdrm_param {
 	FLAXDRM_PARAM_JOB_TIMEOUT_MS = 2,	/* scheduler timeout per job */
 	FLAXDRM_PARAM_MAX_TENSORS = 3,
 	FLAXDRM_PARAM_MAX_OPS = 4,
+	FLAXDRM_PARAM_NUM_COUNTERS = 5,	/* perf counters, ids 0..n-1 */
 };
 
 struct drm_flaxdrm_get_param {
@@ -361,9 +367,12 @@ struct drm_flaxdrm_program_destroy {
  * gets the job's fence (a new timeline point when point != 0). The fences
  * of the jobs of one open file signal in submission order; a job that
  * fails signals its fence with the error: the engine's status, -ETIMEDOUT
- * when it was not completed within FLAXDRM_PARAM_JOB_TIMEOUT_MS of being
- * handed to the engine, -ENODEV when the engine went away. Closing the
- * file does not cancel its submitted jobs.
+ * when the engine did not complete it within FLAXDRM_PARAM_JOB_TIMEOUT_MS of
+ * fetching it, or let it wait that long in the queue without fetching or
+ * completing anything (a stalled engine: later jobs then fail at once with
+ * -ETIMEDOUT until it fetches or completes again), -ENODEV when the engine
+ * went away. Closing the file does not cancel its submitted jobs. A file
+ * may have at most 4096 unfinished jobs; SUBMIT beyond that is EAGAIN.
  */
 
 enum flaxdrm_job_op {
@@ -406,7 +415,91 @@ struct drm_flaxdrm_submit {
 	__u32 pad;		/* must be zero */
 	struct drm_flaxdrm_sync out_sync;	/* handle 0: none */
 	__u64 job_id;		/* out: the job's sequence number */
-	__u64 reserved[2];	/* must be zero */
+	__u32 perfmon;		/* perfmon handle counting this job, or 0 */
+	__u32 pad2;		/* must be zero */
+	__u64 reserved;		/* must be zero */
+};
+
+/* ------------------------------------------------- profiling and counters */
+
+/* Timestamps of one op of a CALL, in ns relative to the job's start. */
+struct drm_flaxdrm_op_timing {
+	__u32 op_index;
+	__u32 opcode;
+	__u64 start_ns;
+	__u64 end_ns;
+};
+
+/*
+ * The outcome of a job this file submitted. The kernel keeps the last
+ * FLAXDRM_JOB_HISTORY completed jobs per file; an older or unknown job_id,
+ * or one still running, is ENOENT or EBUSY respectively.
+ */
+#define FLAXDRM_JOB_HISTORY	64
+
+struct drm_flaxdrm_job_query {
+	__u64 job_id;		/* in */
+	__u64 op_timings;	/* in: pointer to drm_flaxdrm_op_timing[], or 0 */
+	__u32 num_op_timings;	/* in: capacity; out: entries the job has */
+	__u32 flags;		/* in: must be zero */
+	__s32 status;		/* out: 0 or the job's negative errno */
+	__u32 op;		/* out: enum flaxdrm_job_op */
+	__u64 queue_ns;		/* out: submit to handed to the engine */
+	__u64 exec_ns;		/* out: engine execution time */
+	__u64 shader_invocations;	/* out */
+	__u64 flops;		/* out: derived from the program's shapes */
+	__u64 bytes_read;	/* out: derived from the program's shapes */
+	__u64 bytes_written;	/* out: derived from the program's shapes */
+};
+
+/* Perf counter ids; FLAXDRM_PARAM_NUM_COUNTERS says how many exist. */
+enum flaxdrm_counter {
+	FLAXDRM_COUNTER_JOBS_COMPLETED = 0,	/* jobs, errors included */
+	FLAXDRM_COUNTER_QUEUE_WAIT_NS = 1,	/* submit to run */
+	FLAXDRM_COUNTER_ENGINE_EXEC_NS = 2,
+	FLAXDRM_COUNTER_SHADER_INVOCATIONS = 3,
+	FLAXDRM_COUNTER_BYTES_READ = 4,
+	FLAXDRM_COUNTER_BYTES_WRITTEN = 5,
+	FLAXDRM_COUNTER_FLOPS = 6,
+	FLAXDRM_COUNTER_ERRORS = 7,		/* jobs that failed */
+	FLAXDRM_COUNTER_OPS_EXECUTED = 8,
+	FLAXDRM_COUNTER_COUNT
+};
+
+#define FLAXDRM_MAX_PERFMON_COUNTERS	32
+
+/* Names a counter: query by id, 0..FLAXDRM_PARAM_NUM_COUNTERS-1. */
+struct drm_flaxdrm_counter_query {
+	__u32 id;		/* in */
+	__u32 flags;		/* in: must be zero */
+	char name[32];		/* out: e.g. "engine-exec" */
+	char unit[16];		/* out: "ns", "jobs", "bytes", "flop", ... */
+	char description[64];	/* out */
+};
+
+/*
+ * A perfmon counts the listed counters over every job submitted with it,
+ * from creation on. Values are 64-bit and never decrease.
+ */
+struct drm_flaxdrm_perfmon_create {
+	__u64 counters;		/* in: pointer to __u32 ids */
+	__u32 num_counters;	/* in: 1..FLAXDRM_MAX_PERFMON_COUNTERS */
+	__u32 flags;		/* in: must be zero */
+	__u32 handle;		/* out */
+	__u32 pad;		/* must be zero */
+};
+
+struct drm_flaxdrm_perfmon_destroy {
+	__u32 handle;		/* in */
+	__u32 pad;		/* must be zero */
+};
+
+struct drm_flaxdrm_perfmon_get_values {
+	__u32 handle;		/* in */
+	__u32 flags;		/* in: must be zero */
+	__u64 values;		/* in: pointer to __u64[num_counters] */
+	__u32 num_values;	/* in: must equal the perfmon's num_counters */
+	__u32 pad;		/* must be zero */
 };
 
 /* ---------------------------------------------------------------- engine */
@@ -488,7 +581,17 @@ struct drm_flaxdrm_engine_complete {
 	__s32 status;		/* in: 0, or a negative errno (>= -4095) for the client */
 	__u32 flags;		/* in: must be zero */
 	__u64 exec_ns;		/* in: engine execution time */
-	__u64 reserved[4];	/* must be zero */
+	/* in: compute shader invocations (pipeline statistics), or 0 */
+	__u64 shader_invocations;
+	/*
+	 * in: pointer to struct drm_flaxdrm_op_timing[num_op_timings], one
+	 * per op of a CALL in program order (0 entries when the device has
+	 * no timestamps); the kernel keeps them for JOB_QUERY.
+	 */
+	__u64 op_timings;
+	__u32 num_op_timings;	/* in: 0 or the program's op count */
+	__u32 pad;		/* must be zero */
+	__u64 reserved;		/* must be zero */
 };
 
 #define DRM_IOCTL_FLAXDRM_GET_PARAM \
@@ -503,6 +606,17 @@ struct drm_flaxdrm_engine_complete {
 	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_MODULE_DESTROY, struct drm_flaxdrm_module_destroy)
 #define DRM_IOCTL_FLAXDRM_MODULE_QUERY \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_MODULE_QUERY, struct drm_flaxdrm_module_query)
+#define DRM_IOCTL_FLAXDRM_JOB_QUERY \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_JOB_QUERY, struct drm_flaxdrm_job_query)
+#define DRM_IOCTL_FLAXDRM_PERFMON_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_PERFMON_CREATE, struct drm_flaxdrm_perfmon_create)
+#define DRM_IOCTL_FLAXDRM_PERFMON_DESTROY \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_PERFMON_DESTROY, struct drm_flaxdrm_perfmon_destroy)
+#define DRM_IOCTL_FLAXDRM_PERFMON_GET_VALUES \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_PERFMON_GET_VALUES, \
+		struct drm_flaxdrm_perfmon_get_values)
+#define DRM_IOCTL_FLAXDRM_COUNTER_QUERY \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_FLAXDRM_COUNTER_QUERY, struct drm_flaxdrm_counter_query)
 #define DRM_IOCTL_FLAXDRM_VAR_BIND \
 	DRM_IOW(DRM_COMMAND_BASE + DRM_FLAXDRM_VAR_BIND, struct drm_flaxdrm_var_bind)
 #define DRM_IOCTL_FLAXDRM_PROGRAM_CREATE \
