@@ -363,6 +363,7 @@ private:
 template <class Derived> class ModuleT : public Module {
 public:
 	using Module::Module;
+	using Module::clone;
 	std::unique_ptr<Module> clone() const override
 	{
 		return std::make_unique<Derived>(static_cast<const Derived&>(*this));
