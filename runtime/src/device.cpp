@@ -221,6 +221,9 @@ void DeviceImpl::pick_physical_device(const DeviceOptions& options)
 
 	if (ts_bits && props_.limits.timestampPeriod > 0)
 		timestamp_mask_ = ts_bits >= 64 ? ~0ull : (1ull << ts_bits) - 1;
+	VkPhysicalDeviceFeatures features{};
+	vkGetPhysicalDeviceFeatures(physical_, &features);
+	pipeline_statistics_ = features.pipelineStatisticsQuery == VK_TRUE;
 
 	// Unified when the device-local heap is host-visible and coherent:
 	// every tensor is then mapped, no staging copies.
@@ -243,6 +246,7 @@ void DeviceImpl::pick_physical_device(const DeviceOptions& options)
 	info_.vendor_id = props_.vendorID;
 	info_.subgroup_size = subgroup.subgroupSize;
 	info_.timestamps = timestamp_mask_ != 0;
+	info_.pipeline_statistics = pipeline_statistics_;
 }
 
 void DeviceImpl::create_device()
@@ -262,6 +266,9 @@ void DeviceImpl::create_device()
 	ci.pQueueCreateInfos = &qci;
 	ci.enabledExtensionCount = uint32_t(extensions.size());
 	ci.ppEnabledExtensionNames = extensions.data();
+	VkPhysicalDeviceFeatures features{};
+	features.pipelineStatisticsQuery = pipeline_statistics_ ? VK_TRUE : VK_FALSE;
+	ci.pEnabledFeatures = &features;
 	vk_check(vkCreateDevice(physical_, &ci, nullptr, &device_), "vkCreateDevice");
 	vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
 	if (has_push_descriptor_ext_)

@@ -49,6 +49,8 @@ public:
 	// per ns when the queue has no timestamps.
 	double timestamp_period() const { return props_.limits.timestampPeriod; }
 	uint64_t timestamp_mask() const { return timestamp_mask_; }
+	// pipelineStatisticsQuery is enabled: runs count shader invocations.
+	bool pipeline_statistics() const { return pipeline_statistics_; }
 
 	// vkQueueSubmit, serialised between executors.
 	VkResult submit(const VkSubmitInfo& submit, VkFence fence);
@@ -72,6 +74,7 @@ private:
 	bool unified_memory_ = false;
 	bool cpu_kernels_ = false;
 	uint64_t timestamp_mask_ = 0;
+	bool pipeline_statistics_ = false;
 	PFN_vkCmdPushDescriptorSetKHR cmd_push_descriptor_set_ = nullptr;
 	std::mutex queue_mutex_;
 	std::unique_ptr<PipelineCache> pipelines_;

@@ -120,6 +120,7 @@ private:
 	VkFence fence_ = VK_NULL_HANDLE;
 	VkQueryPool queries_ = VK_NULL_HANDLE;
 	uint32_t query_capacity_ = 0;
+	VkQueryPool invocations_ = VK_NULL_HANDLE; // one pipeline statistics query
 	DescriptorPools descriptors_;
 	Arena temps_{BufferKind::Device};
 	Arena io_{BufferKind::Device};
@@ -168,6 +169,8 @@ ExecutorImpl::~ExecutorImpl()
 	}
 	if (queries_)
 		vkDestroyQueryPool(dev_.vk(), queries_, nullptr);
+	if (invocations_)
+		vkDestroyQueryPool(dev_.vk(), invocations_, nullptr);
 	vkDestroyFence(dev_.vk(), fence_, nullptr);
 	vkDestroyCommandPool(dev_.vk(), pool_, nullptr);
 }
@@ -443,6 +446,18 @@ RunStats ExecutorImpl::run(std::span<const drm_flaxdrm_tensor> tensors, std::spa
 		vkCmdResetQueryPool(cb_, queries_, 0, num_queries);
 		vkCmdWriteTimestamp(cb_, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queries_, 0);
 	}
+	const bool count_invocations = dev_.pipeline_statistics();
+	if (count_invocations) {
+		if (!invocations_) {
+			VkQueryPoolCreateInfo qci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+			qci.queryType = VK_QUERY_TYPE_PIPELINE_STATISTICS;
+			qci.queryCount = 1;
+			qci.pipelineStatistics = VK_QUERY_PIPELINE_STATISTIC_COMPUTE_SHADER_INVOCATIONS_BIT;
+			vk_check(vkCreateQueryPool(dev_.vk(), &qci, nullptr, &invocations_), "vkCreateQueryPool");
+		}
+		vkCmdResetQueryPool(cb_, invocations_, 0, 1);
+		vkCmdBeginQuery(cb_, invocations_, 0, 0);
+	}
 
 	bool copied = false;
 	for (uint32_t i = 0; i < nt; i++) {
@@ -502,6 +517,9 @@ RunStats ExecutorImpl::run(std::span<const drm_flaxdrm_tensor> tensors, std::spa
 			touched[op.outputs[j]] |= 2;
 		}
 	}
+
+	if (count_invocations)
+		vkCmdEndQuery(cb_, invocations_, 0);
 
 	// Read-back: through staging where the buffer is not mapped.
 	bool staged_readback = false;
@@ -581,6 +599,12 @@ RunStats ExecutorImpl::run(std::span<const drm_flaxdrm_tensor> tensors, std::spa
 			for (uint32_t i = 0; i < ops.size(); i++)
 				stats.ops.push_back({i, ops[i].opcode, rel(ts[1 + 2 * i]), rel(ts[2 + 2 * i])});
 		}
+	}
+	if (count_invocations) {
+		uint64_t n = 0;
+		if (vkGetQueryPoolResults(dev_.vk(), invocations_, 0, 1, sizeof(n), &n, sizeof(n),
+					  VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) == VK_SUCCESS)
+			stats.shader_invocations = n;
 	}
 	stats.total_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
 					  std::chrono::steady_clock::now() - t_start).count());

@@ -50,8 +50,31 @@ void error(const char* fmt, ...)
 	va_end(ap);
 }
 
+int complete_job(int fd, uint64_t job_id, const JobResult& r, bool* kernel_takes_profile)
+{
+	const bool profile = !r.status && (!r.op_timings.empty() || r.shader_invocations);
+	if (profile && (!kernel_takes_profile || *kernel_takes_profile)) {
+		int ret = flaxdrm_engine_complete_profile(fd, job_id, r.status, r.exec_ns, r.shader_invocations,
+							  r.op_timings.data(),
+							  static_cast<uint32_t>(r.op_timings.size()));
+		if (ret != -EINVAL)
+			return ret;
+		// A kernel without per-op timings refuses the fields; the job is
+		// still pending, so complete it plainly. Remember only when the
+		// plain COMPLETE works (so EINVAL was about the profile).
+		ret = flaxdrm_engine_complete(fd, job_id, r.status, r.exec_ns);
+		if (!ret && kernel_takes_profile) {
+			*kernel_takes_profile = false;
+			log("the kernel refuses op timings in ENGINE_COMPLETE (EINVAL): completing without them");
+		}
+		return ret;
+	}
+	return flaxdrm_engine_complete(fd, job_id, r.status, r.exec_ns);
+}
+
 int serve(int fd, rt::Executor& executor, const std::atomic<bool>& stop)
 {
+	bool kernel_takes_profile = true;
 	std::vector<uint8_t> buffer(64 * 1024);
 	int consecutive_errors = 0;
 
@@ -106,7 +129,7 @@ int serve(int fd, rt::Executor& executor, const std::atomic<bool>& stop)
 			log("%s (context %llu, %u tensors, %u ops): ok in %.3f ms, %zu variables resident",
 			    job_name(head).c_str(), static_cast<unsigned long long>(head.context), head.num_tensors,
 			    head.num_ops, r.exec_ns / 1e6, executor.resident_variables());
-		ret = flaxdrm_engine_complete(fd, job_id, r.status, r.exec_ns);
+		ret = complete_job(fd, job_id, r, &kernel_takes_profile);
 		if (ret)
 			error("ENGINE_COMPLETE of job %llu: %s", static_cast<unsigned long long>(job_id),
 			      std::strerror(-ret));

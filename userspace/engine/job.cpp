@@ -141,7 +141,7 @@ void cleanup(const Job& job, rt::Executor& ex)
 			ex.drop_variable(variable_key(job.head.context, t.var_id));
 }
 
-void call(const Job& job, Mappings& maps, rt::Executor& ex)
+rt::RunStats call(const Job& job, Mappings& maps, rt::Executor& ex)
 {
 	if (job.ops.empty())
 		refuse(-EINVAL, "call job carries no ops");
@@ -167,7 +167,7 @@ void call(const Job& job, Mappings& maps, rt::Executor& ex)
 			}
 		}
 	}
-	ex.run(descs, job.ops, mem);
+	return ex.run(descs, job.ops, mem);
 }
 
 } // namespace
@@ -200,7 +200,17 @@ JobResult run_job(int fd, rt::Executor& executor, std::span<const uint8_t> buffe
 		}
 		switch (job.head.op) {
 		case FLAXDRM_JOB_SETUP: setup(job, maps, executor); break;
-		case FLAXDRM_JOB_CALL: call(job, maps, executor); break;
+		case FLAXDRM_JOB_CALL: {
+			rt::RunStats stats = call(job, maps, executor);
+			// timings only when every op has one, in program order
+			if (stats.ops.size() == job.ops.size()) {
+				r.op_timings.reserve(stats.ops.size());
+				for (const rt::OpTiming& t : stats.ops)
+					r.op_timings.push_back({t.op_index, t.opcode, t.start_ns, t.end_ns});
+			}
+			r.shader_invocations = stats.shader_invocations;
+			break;
+		}
 		case FLAXDRM_JOB_CLEANUP: cleanup(job, executor); break;
 		default: refuse(-EINVAL, "unknown job op " + std::to_string(job.head.op));
 		}

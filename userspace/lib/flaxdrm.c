@@ -426,6 +426,111 @@ int flaxdrm_submit_simple(int fd, uint32_t op, uint32_t module,
 	return ret;
 }
 
+int flaxdrm_submit_perfmon(int fd, uint32_t op, uint32_t module,
+			   uint32_t program,
+			   const struct drm_flaxdrm_binding *bindings,
+			   uint32_t num_bindings, uint32_t out_syncobj,
+			   uint32_t perfmon, uint64_t *job_id)
+{
+	struct drm_flaxdrm_submit args;
+	int ret;
+
+	memset(&args, 0, sizeof(args));
+	args.op = op;
+	args.module = module;
+	args.program = program;
+	args.bindings = (uintptr_t)bindings;
+	args.num_bindings = num_bindings;
+	args.out_sync.handle = out_syncobj;
+	args.perfmon = perfmon;
+	ret = do_ioctl(fd, DRM_IOCTL_FLAXDRM_SUBMIT, &args);
+	if (!ret && job_id)
+		*job_id = args.job_id;
+	return ret;
+}
+
+/* ---------------------------------------------------- profiling, counters */
+
+int flaxdrm_job_query(int fd, uint64_t job_id,
+		      struct drm_flaxdrm_job_query *info,
+		      struct drm_flaxdrm_op_timing *timings, uint32_t capacity)
+{
+	struct drm_flaxdrm_job_query args;
+	int ret;
+
+	if (!info || (capacity && !timings))
+		return -EINVAL;
+	memset(&args, 0, sizeof(args));
+	args.job_id = job_id;
+	args.op_timings = capacity ? (uintptr_t)timings : 0;
+	args.num_op_timings = capacity;
+	ret = do_ioctl(fd, DRM_IOCTL_FLAXDRM_JOB_QUERY, &args);
+	if (!ret)
+		*info = args;
+	return ret;
+}
+
+int flaxdrm_counter_query(int fd, uint32_t id,
+			  struct drm_flaxdrm_counter_query *info)
+{
+	struct drm_flaxdrm_counter_query args;
+	int ret;
+
+	if (!info)
+		return -EINVAL;
+	memset(&args, 0, sizeof(args));
+	args.id = id;
+	ret = do_ioctl(fd, DRM_IOCTL_FLAXDRM_COUNTER_QUERY, &args);
+	if (!ret) {
+		/* the kernel NUL-terminates; do not trust it blindly */
+		args.name[sizeof(args.name) - 1] = 0;
+		args.unit[sizeof(args.unit) - 1] = 0;
+		args.description[sizeof(args.description) - 1] = 0;
+		*info = args;
+	}
+	return ret;
+}
+
+int flaxdrm_perfmon_create(int fd, const uint32_t *counters,
+			   uint32_t num_counters, uint32_t *handle)
+{
+	struct drm_flaxdrm_perfmon_create args;
+	int ret;
+
+	if (!handle || (num_counters && !counters))
+		return -EINVAL;
+	memset(&args, 0, sizeof(args));
+	args.counters = (uintptr_t)counters;
+	args.num_counters = num_counters;
+	ret = do_ioctl(fd, DRM_IOCTL_FLAXDRM_PERFMON_CREATE, &args);
+	if (!ret)
+		*handle = args.handle;
+	return ret;
+}
+
+int flaxdrm_perfmon_destroy(int fd, uint32_t handle)
+{
+	struct drm_flaxdrm_perfmon_destroy args;
+
+	memset(&args, 0, sizeof(args));
+	args.handle = handle;
+	return do_ioctl(fd, DRM_IOCTL_FLAXDRM_PERFMON_DESTROY, &args);
+}
+
+int flaxdrm_perfmon_get_values(int fd, uint32_t handle, uint64_t *values,
+			       uint32_t num_values)
+{
+	struct drm_flaxdrm_perfmon_get_values args;
+
+	if (num_values && !values)
+		return -EINVAL;
+	memset(&args, 0, sizeof(args));
+	args.handle = handle;
+	args.values = (uintptr_t)values;
+	args.num_values = num_values;
+	return do_ioctl(fd, DRM_IOCTL_FLAXDRM_PERFMON_GET_VALUES, &args);
+}
+
 /* ------------------------------------------------------------- syncobjs */
 
 int flaxdrm_syncobj_create(int fd, uint32_t flags, uint32_t *handle)
@@ -562,6 +667,26 @@ int flaxdrm_engine_complete(int fd, uint64_t job_id, int32_t status,
 	args.job_id = job_id;
 	args.status = status;
 	args.exec_ns = exec_ns;
+	return do_ioctl(fd, DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &args);
+}
+
+int flaxdrm_engine_complete_profile(int fd, uint64_t job_id, int32_t status,
+				    uint64_t exec_ns,
+				    uint64_t shader_invocations,
+				    const struct drm_flaxdrm_op_timing *timings,
+				    uint32_t num_timings)
+{
+	struct drm_flaxdrm_engine_complete args;
+
+	if (num_timings && !timings)
+		return -EINVAL;
+	memset(&args, 0, sizeof(args));
+	args.job_id = job_id;
+	args.status = status;
+	args.exec_ns = exec_ns;
+	args.shader_invocations = shader_invocations;
+	args.op_timings = num_timings ? (uintptr_t)timings : 0;
+	args.num_op_timings = num_timings;
 	return do_ioctl(fd, DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &args);
 }
 

@@ -47,6 +47,7 @@ struct DeviceInfo {
 	uint32_t vendor_id = 0;
 	uint32_t subgroup_size = 0;
 	bool timestamps = false;    // timestamp queries usable on the compute queue
+	bool pipeline_statistics = false; // compute shader invocations are counted
 };
 
 // Memory the caller provides for one tensor. For INPUT/OUTPUT tensors
@@ -70,6 +71,9 @@ struct OpTiming {
 struct RunStats {
 	uint64_t total_ns = 0;           // host wall time of run()
 	std::vector<OpTiming> ops;        // empty when the device has no timestamps
+	// Compute shader invocations of the run's ops (a pipeline statistics
+	// query); 0 when the device has no pipelineStatisticsQuery.
+	uint64_t shader_invocations = 0;
 };
 
 class Device {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "flaxdrm/runtime.hpp"
 
@@ -23,7 +24,17 @@ struct JobResult {
 	int status = 0;        // 0 or a negative errno for the client
 	uint64_t exec_ns = 0;  // time spent running the job
 	std::string message;   // why it failed
+	// CALL profile for ENGINE_COMPLETE: one timing per op in program order
+	// (empty when the device has no timestamps), and compute shader
+	// invocations (0: the runtime does not count them).
+	std::vector<drm_flaxdrm_op_timing> op_timings;
+	uint64_t shader_invocations = 0;
 };
+
+// ENGINE_COMPLETE with the job's profile. A kernel that refuses profile
+// fields (EINVAL) gets the plain COMPLETE instead, and *kernel_takes_profile
+// is cleared so later jobs skip the first attempt. Returns 0 or -errno.
+int complete_job(int fd, uint64_t job_id, const JobResult& result, bool* kernel_takes_profile);
 
 // Runs one fetched job (the ENGINE_FETCH buffer, `size` bytes written):
 // maps its BOs through `fd`, runs it, unmaps. Never throws.

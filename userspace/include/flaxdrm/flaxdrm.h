@@ -123,6 +123,42 @@ int flaxdrm_submit_simple(int fd, uint32_t op, uint32_t module,
 			  uint32_t num_bindings, uint32_t out_syncobj,
 			  uint64_t *job_id);
 
+/*
+ * SUBMIT like flaxdrm_submit_simple, counted by a perfmon (0: none; a kernel
+ * without perfmons refuses a non-zero one with -EINVAL).
+ */
+int flaxdrm_submit_perfmon(int fd, uint32_t op, uint32_t module,
+			   uint32_t program,
+			   const struct drm_flaxdrm_binding *bindings,
+			   uint32_t num_bindings, uint32_t out_syncobj,
+			   uint32_t perfmon, uint64_t *job_id);
+
+/* ---------------------------------------------------- profiling, counters */
+
+/*
+ * The outcome of a job this file submitted (JOB_QUERY). *info is filled in
+ * (status, op, queue_ns, exec_ns, shader_invocations, flops, bytes); up to
+ * capacity op timings are written to timings (may be NULL with capacity 0)
+ * and info->num_op_timings is the number of entries the job has (0 when
+ * the engine reported none). -ENOENT for an unknown or forgotten job,
+ * -EBUSY while it runs; a kernel without JOB_QUERY gives -EINVAL or -ENOTTY.
+ */
+int flaxdrm_job_query(int fd, uint64_t job_id,
+		      struct drm_flaxdrm_job_query *info,
+		      struct drm_flaxdrm_op_timing *timings, uint32_t capacity);
+
+/* Name, unit and description of counter id (COUNTER_QUERY). */
+int flaxdrm_counter_query(int fd, uint32_t id,
+			  struct drm_flaxdrm_counter_query *info);
+
+/* A perfmon counting counters[0..num_counters-1] over the jobs submitted with it. */
+int flaxdrm_perfmon_create(int fd, const uint32_t *counters,
+			   uint32_t num_counters, uint32_t *handle);
+int flaxdrm_perfmon_destroy(int fd, uint32_t handle);
+/* values[num_values]; num_values must equal the perfmon's counter count. */
+int flaxdrm_perfmon_get_values(int fd, uint32_t handle, uint64_t *values,
+			       uint32_t num_values);
+
 /* ------------------------------------------------------------- syncobjs */
 
 int flaxdrm_syncobj_create(int fd, uint32_t flags, uint32_t *handle);
@@ -158,6 +194,16 @@ int flaxdrm_engine_fetch(int fd, uint32_t timeout_ms, void *buffer,
 			 uint32_t *buffer_size, uint64_t *job_id);
 int flaxdrm_engine_complete(int fd, uint64_t job_id, int32_t status,
 			    uint64_t exec_ns);
+/*
+ * ENGINE_COMPLETE with the profile of a CALL: compute shader invocations
+ * (0: unknown) and one timing per op in program order (NULL/0: none). A
+ * kernel that does not take these yet refuses non-zero ones with -EINVAL.
+ */
+int flaxdrm_engine_complete_profile(int fd, uint64_t job_id, int32_t status,
+				    uint64_t exec_ns,
+				    uint64_t shader_invocations,
+				    const struct drm_flaxdrm_op_timing *timings,
+				    uint32_t num_timings);
 
 /* ---------------------------------------------------------------- misc */
 
