@@ -965,6 +965,20 @@ Module::Stats Module::stats() const
 	return session_ ? session_->stats : Stats{};
 }
 
+std::map<std::string, uint32_t> Module::backend_modules(const std::shared_ptr<Backend>& backend) const
+{
+	std::map<std::string, uint32_t> out;
+	if (!session_)
+		return out;
+	auto it = session_->devices.find(backend.get());
+	if (it == session_->devices.end())
+		return out;
+	for (const ScopeInfo& sc : session_->scopes)
+		if (auto h = it->second.handles.find(sc.id); h != it->second.handles.end())
+			out[sc.path] = h->second;
+	return out;
+}
+
 const Trace* Module::last_trace() const
 {
 	return session_ ? session_->last_trace.get() : nullptr;

@@ -264,6 +264,9 @@ public:
 		uint64_t setups = 0;          // setup jobs run
 	};
 	Stats stats() const;
+	// this root's modules on a backend: Flax path ("" for the root,
+	// "Block_0/Dense_1") -> the backend's module handle
+	std::map<std::string, uint32_t> backend_modules(const std::shared_ptr<Backend>& backend) const;
 	// the last traced program (for inspection and tests)
 	const Trace* last_trace() const;
 
