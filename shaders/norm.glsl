@@ -18,14 +18,16 @@
 // invocations never talk, which suits CPU devices); otherwise one workgroup
 // per segment with a shared-memory tree.
 //
-// norm_texel.comp (TEXEL defined) reads x through an R32F uniform texel
-// buffer: on lavapipe that is a vector gather, where a storage-buffer read
-// is a per-lane loop.
+// norm_texel.comp (TEXEL defined) reads x, scale and bias through uniform
+// texel buffers: on lavapipe that is a vector gather, where a
+// storage-buffer read is a per-lane loop. VEC4 (C / G and all offsets
+// multiples of 4) moves vec4s: a quarter of the per-lane stores.
 // Included by norm.comp (storage buffers) and norm_texel.comp.
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint MODE = 0;
 layout(constant_id = 2) const bool LANE_MODE = false;
+layout(constant_id = 3) const bool VEC4 = false;
 
 #define MODE_LAYER 0u     // mean and variance from the segment
 #define MODE_RMS 1u       // mean of squares only
@@ -55,21 +57,28 @@ layout(push_constant) uniform Params {
 } pc;
 
 #ifdef TEXEL
+// R32F views, or RGBA32F views when VEC4.
 layout(set = 0, binding = 0) uniform samplerBuffer xt;
 layout(set = 0, binding = 2) uniform samplerBuffer scalet;
 layout(set = 0, binding = 3) uniform samplerBuffer biast;
-#define LOADX(i) texelFetch(xt, int(i)).x
-#define SCALE(i) texelFetch(scalet, int(i)).x
-#define BIAS(i) texelFetch(biast, int(i)).x
+// (An R32F fetch returns (r, 0, 0, 1): keep only r.)
+#define TEXEL4(t, i) (VEC4 ? texelFetch(t, int(i)) : vec4(texelFetch(t, int(i)).x, 0.0, 0.0, 0.0))
+#define LOADX4(i) TEXEL4(xt, i)
+#define SCALE4(i) TEXEL4(scalet, i)
+#define BIAS4(i) TEXEL4(biast, i)
 #else
 layout(set = 0, binding = 0, std430) readonly restrict buffer BufX { float xs[]; };
 layout(set = 0, binding = 2, std430) readonly restrict buffer BufScale { float scale[]; };
 layout(set = 0, binding = 3, std430) readonly restrict buffer BufBias { float bias[]; };
-#define LOADX(i) xs[i]
-#define SCALE(i) scale[i]
-#define BIAS(i) bias[i]
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufX4 { vec4 xs4[]; };
+layout(set = 0, binding = 2, std430) readonly restrict buffer BufScale4 { vec4 scale4[]; };
+layout(set = 0, binding = 3, std430) readonly restrict buffer BufBias4 { vec4 bias4[]; };
+#define LOADX4(i) (VEC4 ? xs4[i] : vec4(xs[i], 0.0, 0.0, 0.0))
+#define SCALE4(i) (VEC4 ? scale4[i] : vec4(scale[i], 0.0, 0.0, 0.0))
+#define BIAS4(i) (VEC4 ? bias4[i] : vec4(bias[i], 0.0, 0.0, 0.0))
 #endif
 layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY { float y[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY4 { vec4 y4[]; };
 layout(set = 0, binding = 4, std430) readonly restrict buffer BufMean { float rmean[]; };
 layout(set = 0, binding = 5, std430) readonly restrict buffer BufVar { float rvar[]; };
 layout(set = 0, binding = 6, std430) writeonly restrict buffer BufNMean { float nmean[]; };
@@ -78,10 +87,23 @@ layout(set = 0, binding = 7, std430) writeonly restrict buffer BufNVar { float n
 shared float red1[WG];
 shared float red2[WG];
 
-// Element (s, c) of the segment: base + s * G * CG + c.
+// Work goes in units of U elements: vec4s when VEC4 (CG and every offset
+// multiples of 4), else single floats carried in .x of a vec4 (the other
+// components stay 0 and add nothing).
+const uint U = VEC4 ? 4u : 1u;
+
+// Unit (s, c) of the segment: base + s * row + c, in units.
 struct Walk {
 	uint s, c;
 };
+
+void store(uint i, vec4 v)
+{
+	if (VEC4)
+		y4[i] = v;
+	else
+		y[i] = v.x;
+}
 
 void main()
 {
@@ -89,52 +111,59 @@ void main()
 	const uint lane = LANE_MODE ? 0u : gl_LocalInvocationID.x;
 	const uint seg = LANE_MODE ? group * WG + gl_LocalInvocationID.x : group;
 	const uint segs = pc.NB * pc.G;
-	if (LANE_MODE && seg >= segs)
-		return;
-	if (!LANE_MODE && seg >= segs)
-		return; // uniform across the workgroup: no barrier is skipped unevenly
+	if (seg >= segs)
+		return; // workgroup mode: uniform across the workgroup, no barrier is skipped unevenly
 	const uint nb = seg / pc.G, g = seg % pc.G;
-	const uint row = pc.G * pc.CG;  // elements between two s
-	const uint base = nb * pc.S * row + g * pc.CG;
-	const uint n = pc.S * pc.CG;
+	const uint cg = pc.CG / U;                    // units per s
+	const uint row = pc.G * cg;                   // units between two s
+	const uint x_off = pc.x_off / U, y_off = pc.y_off / U;
+	const uint base = nb * pc.S * row + g * cg;
+	const uint n = pc.S * cg;                     // units in the segment
 	const uint step = LANE_MODE ? 1u : WG;
-	// Stepping (s, c) by `step` elements in segment order.
-	const uint step_s = step / pc.CG, step_c = step % pc.CG;
+	// Stepping (s, c) by `step` units in segment order.
+	const uint step_s = step / cg, step_c = step % cg;
+	// (Not a const: glslang folds a const select of composites on a
+	// specialization constant with the constant's default.)
+	vec4 live = vec4(1.0, 0.0, 0.0, 0.0);
+	if (VEC4)
+		live = vec4(1.0);
 
 	// y = ((x - shift) - m1) * mul: the mean is shift + m1, never rounded
 	// to one float (which would cost its large part's ulp).
 	float shift = 0.0, m1 = 0.0, var = 0.0;
-	const uint ch0 = g * pc.CG;
+	const uint ch0 = g * cg;                      // in units
 	if (MODE == MODE_BN_INFER) {
 		m1 = rmean[pc.mean_off + g];
 		var = rvar[pc.var_off + g];
 	} else {
-		shift = MODE == MODE_RMS ? 0.0 : LOADX(pc.x_off + base);
-		float t1 = 0.0, t2 = 0.0, p1 = 0.0, p2 = 0.0;
+		shift = MODE == MODE_RMS ? 0.0 : LOADX4(x_off + base).x;
+		const vec4 shift4 = shift * live;
+		vec4 t1 = vec4(0.0), t2 = vec4(0.0), p1 = vec4(0.0), p2 = vec4(0.0);
 		uint cnt = 0u;
-		Walk w = Walk(lane / pc.CG, lane % pc.CG);
+		Walk w = Walk(lane / cg, lane % cg);
 		for (uint k = lane; k < n; k += step) {
-			const float v = LOADX(pc.x_off + base + w.s * row + w.c) - shift;
+			const vec4 v = LOADX4(x_off + base + w.s * row + w.c) - shift4;
 			p1 += v;
 			p2 = fma(v, v, p2);
-			if (++cnt == BLOCK) {
+			if (++cnt == BLOCK / U) {
 				t1 += p1;
 				t2 += p2;
-				p1 = p2 = 0.0;
+				p1 = p2 = vec4(0.0);
 				cnt = 0u;
 			}
 			w.c += step_c;
 			w.s += step_s;
-			if (w.c >= pc.CG) {
-				w.c -= pc.CG;
+			if (w.c >= cg) {
+				w.c -= cg;
 				w.s++;
 			}
 		}
 		t1 += p1;
 		t2 += p2;
+		float s1 = (t1.x + t1.y) + (t1.z + t1.w), s2 = (t2.x + t2.y) + (t2.z + t2.w);
 		if (!LANE_MODE) {
-			red1[lane] = t1;
-			red2[lane] = t2;
+			red1[lane] = s1;
+			red2[lane] = s2;
 			memoryBarrierShared();
 			barrier();
 			[[unroll]] for (uint h = WG / 2u; h > 0u; h /= 2u) {
@@ -145,12 +174,12 @@ void main()
 				memoryBarrierShared();
 				barrier();
 			}
-			t1 = red1[0];
-			t2 = red2[0];
+			s1 = red1[0];
+			s2 = red2[0];
 		}
-		const float inv_n = 1.0 / float(n);
-		m1 = t1 * inv_n;
-		const float m2 = t2 * inv_n;
+		const float inv_n = 1.0 / float(pc.S * pc.CG);
+		m1 = s1 * inv_n;
+		const float m2 = s2 * inv_n;
 		// Clipped at 0 as Flax does; NaN (inf - inf) stays NaN, which
 		// max() might drop.
 		const float d = m2 - m1 * m1;
@@ -169,27 +198,28 @@ void main()
 	const float mul = inversesqrt(var + pc.eps);
 	const bool has_scale = (pc.flags & FLAG_SCALE) != 0u;
 	const bool has_bias = (pc.flags & FLAG_BIAS) != 0u;
-	if (pc.CG == 1u) {
+	const uint scale_off = pc.scale_off / U, bias_off = pc.bias_off / U;
+	if (!VEC4 && pc.CG == 1u) {
 		// One channel per segment (BatchNorm): hoist its parameters.
-		const float m = mul * (has_scale ? SCALE(pc.scale_off + ch0) : 1.0);
-		const float b = has_bias ? BIAS(pc.bias_off + ch0) : 0.0;
+		const float m = mul * (has_scale ? SCALE4(scale_off + ch0).x : 1.0);
+		const float b = has_bias ? BIAS4(bias_off + ch0).x : 0.0;
 		for (uint s = lane; s < pc.S; s += step) {
 			const uint i = base + s * row;
-			y[pc.y_off + i] = fma((LOADX(pc.x_off + i) - shift) - m1, m, b);
+			y[y_off + i] = fma((LOADX4(x_off + i).x - shift) - m1, m, b);
 		}
 		return;
 	}
-	Walk w = Walk(lane / pc.CG, lane % pc.CG);
+	Walk w = Walk(lane / cg, lane % cg);
 	for (uint k = lane; k < n; k += step) {
 		const uint i = base + w.s * row + w.c;
 		const uint ch = ch0 + w.c;
-		const float m = has_scale ? mul * SCALE(pc.scale_off + ch) : mul;
-		const float b = has_bias ? BIAS(pc.bias_off + ch) : 0.0;
-		y[pc.y_off + i] = fma((LOADX(pc.x_off + i) - shift) - m1, m, b);
+		const vec4 m = has_scale ? mul * SCALE4(scale_off + ch) : vec4(mul);
+		const vec4 b = has_bias ? BIAS4(bias_off + ch) : vec4(0.0);
+		store(y_off + i, fma((LOADX4(x_off + i) - shift) - m1, m, b));
 		w.c += step_c;
 		w.s += step_s;
-		if (w.c >= pc.CG) {
-			w.c -= pc.CG;
+		if (w.c >= cg) {
+			w.c -= cg;
 			w.s++;
 		}
 	}

@@ -10,6 +10,8 @@
 //    ResNet 3x3 conv layer (1 x 56 x 56 x 64 -> 64, SAME): their baselines
 //    are torch CPU, timed by tests/bench/torch_baseline.py; run.sh puts
 //    the two together in one table.
+//  - LayerNorm (4096 x 512) and BatchNorm training (8 x 56 x 56 x 64),
+//    against torch CPU likewise.
 //
 // Times are host wall time of Executor::run (uploading inputs, the
 // dispatches, reading outputs back), per iteration: flaxdrm_ms the mean,
@@ -137,7 +139,8 @@ void time_runs(benchmark::State& state, OneOp& p, double flops)
 			device_ns += double(stats.ops[0].end_ns - stats.ops[0].start_ns);
 		n++;
 	}
-	state.counters["GFLOPS"] = flops * double(n) / total * 1e-9;
+	if (flops > 0)
+		state.counters["GFLOPS"] = flops * double(n) / total * 1e-9;
 	if (device_ns > 0)
 		state.counters["device_ms"] = device_ns / double(n) * 1e-6;
 	state.counters["flaxdrm_ms"] = total / double(n) * 1e3;
@@ -230,6 +233,44 @@ void BM_Conv3x3(benchmark::State& state)
 	time_runs(state, p, 2.0 * N * HW * HW * F * 9 * C);
 }
 
+// ------------------------------------------------------------ normalisation
+
+// LayerNorm over the last axis of x[rows, C] with scale and bias.
+void BM_LayerNorm(benchmark::State& state)
+{
+	const uint32_t R = uint32_t(state.range(0)), C = uint32_t(state.range(1));
+	OneOp p;
+	p.op.opcode = FLAXDRM_OP_LAYER_NORM;
+	p.op.module = 1;
+	p.op.attrs[0] = 0x358637bd; // 1e-6f
+	p.op.attrs[2] = FLAXDRM_NORM_SCALE | FLAXDRM_NORM_BIAS;
+	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {R, C}), 14));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, "scale"), 15));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, "bias"), 16));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {R, C}), 17));
+	time_runs(state, p, 0);
+}
+
+// BatchNorm in training over x[N, 56, 56, 64]: batch statistics, y and the
+// new running statistics.
+void BM_BatchNormTrain(benchmark::State& state)
+{
+	const uint32_t N = uint32_t(state.range(0)), HW = 56, C = 64;
+	OneOp p;
+	p.op.opcode = FLAXDRM_OP_BATCH_NORM;
+	p.op.module = 1;
+	p.op.attrs[0] = 0x3727c5ac; // 1e-5f
+	p.op.attrs[1] = 0x3f7d70a4; // 0.99f
+	p.op.attrs[2] = FLAXDRM_NORM_SCALE | FLAXDRM_NORM_BIAS | FLAXDRM_NORM_TRAINING;
+	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {N, HW, HW, C}), 18));
+	for (const char* name : {"mean", "var", "scale", "bias"})
+		p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, name), 19));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {N, HW, HW, C}), 20));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {C}), 21));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {C}), 22));
+	time_runs(state, p, 0);
+}
+
 } // namespace
 
 BENCHMARK(BM_Gemm)
@@ -252,6 +293,15 @@ BENCHMARK(BM_Attention)
 	->UseManualTime()
 	->Unit(benchmark::kMillisecond)
 	->MinTime(0.5);
+
+BENCHMARK(BM_LayerNorm)
+	->ArgNames({"rows", "C"})
+	->Args({4096, 512})
+	->UseManualTime()
+	->Unit(benchmark::kMillisecond)
+	->MinTime(0.3);
+
+BENCHMARK(BM_BatchNormTrain)->ArgNames({"N"})->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
 
 BENCHMARK(BM_Conv3x3)->ArgNames({"N"})->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 

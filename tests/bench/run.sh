@@ -44,6 +44,12 @@ for b in bench["benchmarks"]:
     elif name == "BM_Conv3x3":
         key = f"conv3x3_N{args['N']}"
         rows.append((key + " (56x56x64->64)", ms, "torch", torch[key] * 1e3 if key in torch else None))
+    elif name == "BM_LayerNorm":
+        key = f"layer_norm_{args['rows']}x{args['C']}"
+        rows.append((key, ms, "torch", torch[key] * 1e3 if key in torch else None))
+    elif name == "BM_BatchNormTrain":
+        key = f"batch_norm_train_N{args['N']}"
+        rows.append((key + " (56x56x64)", ms, "torch", torch[key] * 1e3 if key in torch else None))
 
 print()
 print(f"{'case':36} {'flaxdrm ms':>11} {'baseline':>9} {'base ms':>9} {'speed':>7}")

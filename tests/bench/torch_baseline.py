@@ -12,6 +12,9 @@ that flaxdrm-bench runs on the Vulkan device, and prints one JSON object
   conv3x3_N1                      conv2d 56x56x64 -> 64, 3x3, stride 1,
                                    padding 1, bias; the faster of NCHW and
                                    channels_last
+  layer_norm_4096x512             layer_norm over the last axis, scale, bias
+  batch_norm_train_N8             batch_norm training on 8x64x56x56
+                                   (channels_last, i.e. NHWC)
 """
 import argparse
 import json
@@ -74,6 +77,17 @@ def main():
         out["conv3x3_N1"] = min(nchw, nhwc)
         out["_conv3x3_N1_nchw"] = nchw
         out["_conv3x3_N1_channels_last"] = nhwc
+
+        x = torch.randn(4096, 512)
+        g, b = torch.randn(512), torch.randn(512)
+        out["layer_norm_4096x512"] = best_time(lambda: F.layer_norm(x, (512,), g, b, 1e-6), args.min_time)
+
+        # BatchNorm training on NHWC data: channels_last is torch's match.
+        x = torch.randn(8, 64, 56, 56).to(memory_format=torch.channels_last)
+        g, b = torch.randn(64), torch.randn(64)
+        rm, rv = torch.zeros(64), torch.ones(64)
+        out["batch_norm_train_N8"] = best_time(
+            lambda: F.batch_norm(x, rm, rv, g, b, training=True, momentum=0.01, eps=1e-5), args.min_time)
 
     print(json.dumps(out))
 

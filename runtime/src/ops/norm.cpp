@@ -152,13 +152,19 @@ public:
 			} else {
 				b[6] = b[7] = yr;
 			}
+			// vec4 units: C / G and every offset of x, y, scale, bias
+			// multiples of 4 (then all their sizes are too).
+			const bool vec4 = l.CG % 4 == 0 && pc.x_off % 4 == 0 && pc.y_off % 4 == 0 &&
+					  pc.scale_off % 4 == 0 && pc.bias_off % 4 == 0;
 			VkDescriptorType types[8];
 			for (int i = 0; i < 8; i++)
 				types[i] = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
 			if (texel) {
 				for (int i : {0, 2, 3}) {
 					types[i] = b[i].type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-					b[i].format = VK_FORMAT_R32_SFLOAT;
+					b[i].format = vec4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+					if (vec4)
+						b[i].range &= ~VkDeviceSize(15);
 				}
 			}
 
@@ -166,7 +172,7 @@ public:
 			const uint64_t gx = std::min<uint64_t>(groups, lim.maxComputeWorkGroupCount[0]);
 			const uint64_t gy = (groups + gx - 1) / gx;
 			pc.groups_x = uint32_t(gx);
-			const uint32_t spec[] = {wg, uint32_t(l.mode), lane_mode ? 1u : 0u};
+			const uint32_t spec[] = {wg, uint32_t(l.mode), lane_mode ? 1u : 0u, vec4 ? 1u : 0u};
 			const Pipeline& p = ctx.pipelines.get(texel ? "norm_texel" : "norm", spec, types, sizeof(pc));
 			ctx.recorder.dispatch(p, b, &pc, sizeof(pc), uint32_t(gx), uint32_t(gy));
 		}
