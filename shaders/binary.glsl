@@ -14,13 +14,14 @@
 // This file is the body of three modules: binary.comp (scalar, every
 // mode), binary_vec4.comp (-DVEC4) and binary_texel.comp (-DTEXEL, reads
 // through RGBA32F texel buffers: vector gathers on lavapipe). The vector
-// forms take 4 output elements per invocation; they need both operands
-// contiguous in the innermost collapsed dim (stride 1, no broadcast there),
-// that dim and every offset a multiple of 4, and count and offsets in
-// vec4s. There MODE_SAME and MODE_GENERAL take the general index walk
-// (trivial at rank 1), and MODE_SCALAR_A/B read the one-element operand
-// from binding 3, a storage buffer (its offset in elements), binding 0 or 1
-// then being a dummy.
+// forms take 4 output elements per invocation; they need each operand
+// contiguous in (stride 1) or broadcast along (stride 0) the innermost
+// collapsed dim, not both broadcast, that dim and the tensors' offsets
+// multiples of 4, and count and offsets in vec4s. There every mode takes the general index walk (trivial at rank
+// 1), and MODE_SCALAR_A/B mean that a (b) is broadcast along the innermost
+// dim (a scalar, or a column [M, 1] against [M, N]): it is read as one
+// float per invocation from binding 3, a storage buffer (its offset in
+// elements), binding 0 (1) then being a dummy.
 //
 // maximum/minimum propagate NaN like jnp.maximum/jnp.minimum (GLSL's
 // max/min leave the result undefined for NaN).
@@ -118,15 +119,15 @@ void main()
 	for (uint i = group * gl_WorkGroupSize.x + gl_LocalInvocationID.x; i < pc.count; i += threads) {
 #if defined(VEC4) || defined(TEXEL)
 		vec4 x, y;
+		uint ia, ib;
+		offsets(4 * i, ia, ib);
 		if (MODE == MODE_SCALAR_B) {
-			x = LOAD_A(pc.a_off + i);
-			y = vec4(scalar[pc.b_off]);
+			x = LOAD_A(pc.a_off + ia / 4);
+			y = vec4(scalar[pc.b_off + ib]);
 		} else if (MODE == MODE_SCALAR_A) {
-			x = vec4(scalar[pc.a_off]);
-			y = LOAD_B(pc.b_off + i);
+			x = vec4(scalar[pc.a_off + ia]);
+			y = LOAD_B(pc.b_off + ib / 4);
 		} else {
-			uint ia, ib;
-			offsets(4 * i, ia, ib);
 			x = LOAD_A(pc.a_off + ia / 4);
 			y = LOAD_B(pc.b_off + ib / 4);
 		}

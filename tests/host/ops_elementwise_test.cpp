@@ -254,7 +254,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BinaryTest,
 					   BinaryParam{{256}, {64, 256}}, BinaryParam{{4, 1, 8}, {1, 5, 8}},
 					   BinaryParam{{3, 4, 1, 2, 4}, {5, 2, 4}}, BinaryParam{{1000, 1024}, {1000, 1024}},
 					   BinaryParam{{}, {6, 8}}, BinaryParam{{16}, {1}}, BinaryParam{{1}, {2, 8}},
-					   BinaryParam{{1000, 1000}, {}}),
+					   BinaryParam{{1000, 1000}, {}},
+					   // columns broadcast along a vector-width row
+					   BinaryParam{{16, 8}, {16, 1}}, BinaryParam{{6, 1}, {6, 12}},
+					   BinaryParam{{3, 1, 8}, {3, 5, 1}}, BinaryParam{{2, 3, 1}, {4}}),
 			 [](const ::testing::TestParamInfo<BinaryParam>& info) {
 				 return ref::dims_name(info.param.a) + "_" + ref::dims_name(info.param.b);
 			 });

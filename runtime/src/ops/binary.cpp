@@ -84,15 +84,18 @@ public:
 		const Pipeline& p = ctx.pipelines.get("binary", spec, 3, sizeof(BinaryPush));
 
 		const uint64_t n = y.elements();
-		// 4 elements per invocation where both operands run contiguously
-		// through the innermost dim, a multiple of 4 (same shapes, bias-
-		// style rows), through texel buffers on CPU devices.
+		// 4 elements per invocation where the innermost dim is a multiple
+		// of 4 and each operand runs contiguously through it (same shapes,
+		// bias-style rows) or is broadcast along it (scalars, columns:
+		// MODE_SCALAR_A/B in the vector shaders), through texel buffers on
+		// CPU devices.
 		const uint32_t in = s.rank - 1;
-		const bool scalar = mode == MODE_SCALAR_A || mode == MODE_SCALAR_B;
-		const bool vec4 = (scalar || (s.strides[0][in] == 1 && s.strides[1][in] == 1)) && s.dims[in] % 4 == 0 &&
-				  a.offset % 16 == 0 && b.offset % 16 == 0 && y.offset % 16 == 0;
+		const uint64_t ia = s.strides[0][in], ib = s.strides[1][in];
+		const bool vec4 = ((ia == 1 && ib == 1) || (ia == 1 && ib == 0) || (ia == 0 && ib == 1)) &&
+				  s.dims[in] % 4 == 0 && a.offset % 16 == 0 && b.offset % 16 == 0 && y.offset % 16 == 0;
 		if (vec4) {
-			record_vec4(ctx, s, mode);
+			const Mode vmode = ib == 0 ? MODE_SCALAR_B : ia == 0 ? MODE_SCALAR_A : MODE_GENERAL;
+			record_vec4(ctx, s, vmode, mode != MODE_GENERAL);
 			return;
 		}
 		if (mode == MODE_GENERAL) {
@@ -132,9 +135,12 @@ public:
 	}
 
 private:
-	void record_vec4(OpContext& ctx, const Strided<2>& s, Mode mode) const
+	// mode: MODE_SCALAR_A/B for an operand broadcast along the innermost
+	// dim, else MODE_GENERAL; flat: the index walk is rank 1 (same
+	// shapes or a one-element operand), so the range is cut in chunks.
+	void record_vec4(OpContext& ctx, const Strided<2>& s, Mode mode, bool flat) const
 	{
-		const bool same = mode != MODE_GENERAL; // flat chunks (scalar operands whole)
+		const bool same = flat;
 		const TensorView& a = ctx.inputs[0];
 		const TensorView& b = ctx.inputs[1];
 		const TensorView& y = ctx.outputs[0];
@@ -163,13 +169,14 @@ private:
 				pc.sa[d] = uint32_t(s.strides[0][d]);
 				pc.sb[d] = uint32_t(s.strides[1][d]);
 			}
-			// the one-element operand of MODE_SCALAR_* goes to binding
-			// 3; its vector binding repeats the other operand
+			// the operand broadcast along the innermost dim (MODE_SCALAR_*)
+			// goes whole to binding 3; its vector binding repeats the
+			// other operand
 			const TensorView& va = mode == MODE_SCALAR_A ? b : a;
 			const TensorView& vb = mode == MODE_SCALAR_B ? a : b;
 			uint32_t dummy = 0;
-			const BufferRange sbind = mode == MODE_SCALAR_A	  ? a.range(0, 4, 4, &pc.a_off, ctx.device)
-						  : mode == MODE_SCALAR_B ? b.range(0, 4, 4, &pc.b_off, ctx.device)
+			const BufferRange sbind = mode == MODE_SCALAR_A	  ? a.range(0, a.size, 4, &pc.a_off, ctx.device)
+						  : mode == MODE_SCALAR_B ? b.range(0, b.size, 4, &pc.b_off, ctx.device)
 									  : y.range(0, 4, 4, &dummy, ctx.device);
 			auto operand = [&](const TensorView& t, uint32_t* off) {
 				BufferRange r = same ? t.range(begin * 16, (begin + count) * 16, 16, off, ctx.device)
