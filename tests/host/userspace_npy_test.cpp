@@ -108,13 +108,32 @@ TEST(Npy, RefusesOtherDtypesAndLayouts)
 	run_python("import numpy as np, sys\n"
 		   "d = sys.argv[1]\n"
 		   "np.save(d + '/f8.npy', np.zeros((2, 2)))\n"
-		   "np.save(d + '/i4.npy', np.zeros((2, 2), dtype=np.int32))\n"
+		   "np.save(d + '/u2.npy', np.zeros((2, 2), dtype=np.uint16))\n"
+		   "np.save(d + '/i4.npy', np.array([[1, -2], [3, 2**31 - 1]], dtype=np.int32))\n"
+		   "np.save(d + '/i8.npy', np.array([5, -7], dtype=np.int64))\n"
+		   "np.save(d + '/i8big.npy', np.array([2**40], dtype=np.int64))\n"
 		   "np.save(d + '/be.npy', np.zeros((2, 2), dtype='>f4'))\n"
 		   "np.save(d + '/fo.npy', np.asfortranarray(np.zeros((2, 3), dtype=np.float32)))\n",
 		   quote(dir.path()));
 	EXPECT_THAT(error_of([&] { read_npy(dir.file("f8.npy")); }),
 		    ::testing::AllOf(HasSubstr("f8.npy"), HasSubstr("'<f8'"), HasSubstr("float32")));
-	EXPECT_THAT(error_of([&] { read_npy(dir.file("i4.npy")); }), HasSubstr("'<i4'"));
+	EXPECT_THAT(error_of([&] { read_npy(dir.file("u2.npy")); }), HasSubstr("'<u2'"));
+	EXPECT_THAT(error_of([&] { read_npy(dir.file("i8big.npy")); }), HasSubstr("does not fit int32"));
+	// integers (Embed indices, labels) are read as int32
+	Tensor i4 = read_npy(dir.file("i4.npy"));
+	EXPECT_EQ(i4.dtype, DType::I32);
+	EXPECT_EQ(i4.shape, (Shape{2, 2}));
+	EXPECT_EQ(i4.index(1), -2);
+	EXPECT_EQ(i4.index(3), 2147483647);
+	Tensor i8 = read_npy(dir.file("i8.npy"));
+	EXPECT_EQ(i8.dtype, DType::I32);
+	EXPECT_EQ(i8.index(0), 5);
+	EXPECT_EQ(i8.index(1), -7);
+	write_npy(dir.file("i4back.npy"), i4);
+	Tensor back = read_npy(dir.file("i4back.npy"));
+	EXPECT_EQ(back.dtype, DType::I32);
+	EXPECT_EQ(back.data.size(), 4u);
+	EXPECT_EQ(back.index(3), 2147483647);
 	EXPECT_THAT(error_of([&] { read_npy(dir.file("be.npy")); }), HasSubstr("'>f4'"));
 	EXPECT_THAT(error_of([&] { read_npy(dir.file("fo.npy")); }), HasSubstr("Fortran-order"));
 }

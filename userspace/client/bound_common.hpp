@@ -21,6 +21,12 @@ inline uint64_t now_ns()
 // The input's last dimension is what the variables were checked against.
 inline void check_input(const Model& model, const Shape& bound_shape, const Tensor& input)
 {
+	const DType want = input_dtype(model);
+	if (input.dtype != want)
+		throw Error(std::string("input is ") + (input.dtype == DType::I32 ? "int32" : "float32") + ", " +
+			    model.source + " takes " +
+			    (want == DType::I32 ? "int32 indices (an Embed comes first; save the .npy as '<i4')"
+						: "float32 (save the .npy as '<f4')"));
 	if (num_elements(input.shape) != input.data.size())
 		throw Error("input tensor of shape " + shape_str(input.shape) + " holds " +
 			    std::to_string(input.data.size()) + " elements");

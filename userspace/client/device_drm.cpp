@@ -7,6 +7,7 @@
 #include <map>
 
 #include "bound_common.hpp"
+#include "job_profile.hpp"
 #include "flaxdrm/device.hpp"
 #include "flaxdrm/error.hpp"
 #include "flaxdrm/flaxdrm.h"
@@ -33,6 +34,7 @@ struct DrmConn {
 	flaxdrm_version version{};
 	uint64_t abi = 0;
 	int64_t timeout_ms = 0;
+	bool profile = false;
 
 	~DrmConn()
 	{
@@ -175,7 +177,17 @@ private:
 			break;
 		case ModuleKind::Sequential: kind = FLAXDRM_KIND_SEQUENTIAL; break;
 		case ModuleKind::Dense: kind = FLAXDRM_KIND_DENSE; break;
-		case ModuleKind::Relu: return; // functions are not modules
+		case ModuleKind::DenseGeneral: kind = FLAXDRM_KIND_DENSE_GENERAL; break;
+		case ModuleKind::Conv: kind = FLAXDRM_KIND_CONV; break;
+		case ModuleKind::ConvTranspose: kind = FLAXDRM_KIND_CONV_TRANSPOSE; break;
+		case ModuleKind::LayerNorm: kind = FLAXDRM_KIND_LAYER_NORM; break;
+		case ModuleKind::RMSNorm: kind = FLAXDRM_KIND_RMS_NORM; break;
+		case ModuleKind::GroupNorm: kind = FLAXDRM_KIND_GROUP_NORM; break;
+		case ModuleKind::BatchNorm: kind = FLAXDRM_KIND_BATCH_NORM; break;
+		case ModuleKind::Embed: kind = FLAXDRM_KIND_EMBED; break;
+		case ModuleKind::Attention: kind = FLAXDRM_KIND_ATTENTION; break;
+		case ModuleKind::Dropout: kind = FLAXDRM_KIND_DROPOUT; break;
+		case ModuleKind::Function: return; // functions are not modules
 		}
 		// Compact auto-names come from the kernel and must agree with ours
 		bool kernel_names = parent && parent->kind == ModuleKind::Compact && m.auto_named;
@@ -279,6 +291,13 @@ private:
 					 " failed",
 				 status);
 		timings_.push_back({what, detail::now_ns() - t0});
+		if (s.op == FLAXDRM_JOB_CALL) {
+			last_call_ = CallProfile{};
+			last_call_.job_id = s.job_id;
+			last_call_.wall_ns = timings_.back().wall_ns;
+			if (c_->profile)
+				detail::query_call_profile(c_->fd, last_call_);
+		}
 	}
 
 	void release()
@@ -343,6 +362,7 @@ public:
 				    std::to_string(c_->abi & 0xffff) + ", this client ABI " +
 				    std::to_string(FLAXDRM_VERSION_MAJOR) + "." + std::to_string(FLAXDRM_VERSION_MINOR));
 		c_->timeout_ms = options.timeout_ms;
+		c_->profile = options.profile;
 		if (!c_->timeout_ms) {
 			uint64_t job_timeout = 0;
 			if (flaxdrm_get_param(c_->fd, FLAXDRM_PARAM_JOB_TIMEOUT_MS, &job_timeout) || !job_timeout)

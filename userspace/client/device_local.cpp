@@ -82,11 +82,17 @@ public:
 		uint64_t t0 = detail::now_ns();
 		std::lock_guard lock(rt_->mutex);
 		try {
-			rt_->executor->run(p.tensors, p.ops, mem);
+			rt::RunStats stats = rt_->executor->run(p.tensors, p.ops, mem);
+			last_call_ = CallProfile{};
+			last_call_.exec_ns = stats.total_ns;
+			last_call_.shader_invocations = stats.shader_invocations;
+			for (const rt::OpTiming& t : stats.ops)
+				last_call_.ops.push_back({t.op_index, t.opcode, t.start_ns, t.end_ns});
 		} catch (const rt::Error& e) {
 			throw Error("call on the local device failed: " + std::string(e.what()), e.status());
 		}
 		timings_.push_back({"call", detail::now_ns() - t0});
+		last_call_.wall_ns = timings_.back().wall_ns;
 		return out;
 	}
 

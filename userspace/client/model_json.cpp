@@ -1,6 +1,7 @@
 // Model descriptions in JSON and Flax naming (see model.hpp).
 #include "flaxdrm/model.hpp"
 
+#include <algorithm>
 #include <set>
 #include <string_view>
 
@@ -8,6 +9,7 @@
 
 #include "file_io.hpp"
 #include "flaxdrm/error.hpp"
+#include "flaxdrm/lowering.hpp"
 
 extern "C" {
 #include "flaxdrm_drm.h"
@@ -18,18 +20,23 @@ namespace {
 
 using json = nlohmann::json;
 
-const char* const kSupported = "Compact, Sequential, Dense, relu";
+const char* const kSupported =
+	"Compact, Sequential, Residual, Dense, DenseGeneral, Conv, ConvTranspose, LayerNorm, RMSNorm, GroupNorm, "
+	"BatchNorm, Embed, MultiHeadDotProductAttention, Dropout, relu, gelu, silu, swish, sigmoid, tanh, elu, "
+	"leaky_relu, softplus, softmax, log_softmax, avg_pool, max_pool, flatten, reshape";
 
-// Flax modules and functions that exist but are not lowered yet.
-bool is_known_unsupported(std::string_view m)
-{
-	static const std::set<std::string_view> known = {
-		"DenseGeneral", "Conv", "ConvTranspose", "LayerNorm", "RMSNorm", "GroupNorm",
-		"BatchNorm", "Embed", "MultiHeadDotProductAttention", "Dropout", "gelu", "silu",
-		"swish", "sigmoid", "tanh", "elu", "leaky_relu", "softplus", "softmax",
-		"log_softmax", "avg_pool", "max_pool"};
-	return known.count(m) > 0;
-}
+// Flax constructor arguments that only matter for init or for other dtypes
+// than float32: refused with "not supported yet".
+const std::vector<std::string> kInitArgs = {"precision", "kernel_init", "bias_init", "scale_init",
+					    "embedding_init", "dot_general", "dot_general_cls", "promote_dtype",
+					    "conv_general_dilated", "conv_general_dilated_cls", "axis_name",
+					    "axis_index_groups", "use_fast_variance", "force_float32_reductions",
+					    "out_kernel_init", "out_bias_init", "qkv_dot_general", "out_dot_general",
+					    "qkv_dot_general_cls", "out_dot_general_cls", "attention_fn", "decode",
+					    "mask", "shared_weights", "param_dtype", "dtype"};
+
+const std::set<std::string> kUnary = {"relu", "gelu", "silu", "swish", "sigmoid", "tanh", "elu",
+				       "leaky_relu", "softplus", "softmax", "log_softmax"};
 
 class Parser {
 public:
@@ -46,18 +53,23 @@ public:
 
 		Module m;
 		m.json_location = loc;
+		m.class_name = type;
 		json config = json::object();
-		if (type == "Compact" || type == "Sequential") {
-			bool compact = type == "Compact";
+		loc_ = loc;
+		type_ = type;
+		if (type == "Compact" || type == "Sequential" || type == "Residual") {
+			bool compact = type != "Sequential";
 			m.kind = compact ? ModuleKind::Compact : ModuleKind::Sequential;
-			m.class_name = type;
-			check_keys(j, loc, type, compact ? std::vector<std::string>{"layers", "name", "class"}
-							 : std::vector<std::string>{"layers", "name"});
+			m.residual = type == "Residual";
+			check_keys(j, compact ? std::vector<std::string>{"layers", "name", "class"}
+					      : std::vector<std::string>{"layers", "name"});
 			if (compact && j.contains("class")) {
 				m.class_name = string_field(j, "class", loc);
 				check_name(m.class_name, loc + ".class");
 				config["class"] = m.class_name;
 			}
+			if (m.residual)
+				config["residual"] = true;
 			auto layers = j.find("layers");
 			if (layers == j.end() || !layers->is_array())
 				fail(loc, type + " needs \"layers\": a list of layers");
@@ -65,33 +77,213 @@ public:
 				m.layers.push_back(parse((*layers)[i], loc + ".layers[" + std::to_string(i) + "]", false));
 		} else if (type == "Dense") {
 			m.kind = ModuleKind::Dense;
-			m.class_name = "Dense";
-			check_keys(j, loc, type, {"features", "use_bias", "name"},
-				   {"dtype", "param_dtype", "precision", "kernel_init", "bias_init", "dot_general",
-				    "dot_general_cls", "promote_dtype"});
-			auto f = j.find("features");
-			if (f == j.end())
-				fail(loc, "Dense needs \"features\" (the output size)");
-			if (!f->is_number_integer() || f->get<int64_t>() < 1 || f->get<int64_t>() > UINT32_MAX)
-				fail(loc, "Dense \"features\" must be a positive integer, got " + f->dump());
-			m.features = f->get<int64_t>();
-			if (auto b = j.find("use_bias"); b != j.end()) {
-				if (!b->is_boolean())
-					fail(loc, "Dense \"use_bias\" must be true or false, got " + b->dump());
-				m.use_bias = b->get<bool>();
-			}
+			check_keys(j, {"features", "use_bias", "name"});
+			m.features = positive(j, "features", true, 0, "(the output size)");
+			m.use_bias = boolean(j, "use_bias", true);
 			config["features"] = m.features;
 			config["use_bias"] = m.use_bias;
-		} else if (type == "relu") {
-			m.kind = ModuleKind::Relu;
-			m.class_name = "relu";
+		} else if (type == "DenseGeneral") {
+			m.kind = ModuleKind::DenseGeneral;
+			check_keys(j, {"features", "axis", "batch_dims", "use_bias", "name"});
+			m.features_tuple = int_tuple(j, "features", true, {}, 0, true);
+			m.axis = int_tuple(j, "axis", false, {-1}, 0, false);
+			if (j.contains("batch_dims") && !int_tuple(j, "batch_dims", false, {}, 0, false).empty())
+				fail(loc, "DenseGeneral \"batch_dims\" is not supported yet");
+			m.use_bias = boolean(j, "use_bias", true);
+			config["features"] = m.features_tuple;
+			config["axis"] = m.axis;
+			config["use_bias"] = m.use_bias;
+		} else if (type == "Conv" || type == "ConvTranspose") {
+			bool tr = type == "ConvTranspose";
+			m.kind = tr ? ModuleKind::ConvTranspose : ModuleKind::Conv;
+			std::vector<std::string> keys = {"features", "kernel_size", "strides", "padding", "kernel_dilation",
+							 "use_bias", "name"};
+			if (tr)
+				keys.push_back("transpose_kernel");
+			else
+				keys.insert(keys.end(), {"input_dilation", "feature_group_count"});
+			check_keys(j, keys);
+			m.features = positive(j, "features", true, 0, "(the output channels)");
+			m.kernel_size = int_tuple(j, "kernel_size", true, {}, 0, true);
+			if (m.kernel_size.size() < 1 || m.kernel_size.size() > 2)
+				fail(loc, type + " \"kernel_size\" must have 1 or 2 dimensions (1-D or 2-D convolution), got " +
+						  j["kernel_size"].dump());
+			std::size_t n = m.kernel_size.size();
+			m.strides = int_tuple(j, "strides", false, {1}, n, true);
+			m.kernel_dilation = int_tuple(j, "kernel_dilation", false, {1}, n, true);
+			m.input_dilation = tr ? std::vector<int64_t>(n, 1) : int_tuple(j, "input_dilation", false, {1}, n, true);
+			m.feature_group_count = tr ? 1 : positive(j, "feature_group_count", false, 1, "");
+			m.padding = padding(j, "SAME", n, !tr);
+			m.use_bias = boolean(j, "use_bias", true);
+			if (tr && boolean(j, "transpose_kernel", false))
+				fail(loc, "ConvTranspose \"transpose_kernel\": true is not supported yet");
+			config["features"] = m.features;
+			config["kernel_size"] = m.kernel_size;
+			config["strides"] = m.strides;
+			config["padding"] = j.contains("padding") ? j["padding"] : json("SAME");
+			config["kernel_dilation"] = m.kernel_dilation;
+			if (!tr) {
+				config["input_dilation"] = m.input_dilation;
+				config["feature_group_count"] = m.feature_group_count;
+			}
+			config["use_bias"] = m.use_bias;
+		} else if (type == "LayerNorm" || type == "RMSNorm") {
+			bool ln = type == "LayerNorm";
+			m.kind = ln ? ModuleKind::LayerNorm : ModuleKind::RMSNorm;
+			std::vector<std::string> keys = {"epsilon", "use_scale", "reduction_axes", "feature_axes", "name"};
+			if (ln)
+				keys.push_back("use_bias");
+			check_keys(j, keys);
+			m.epsilon = number(j, "epsilon", 1e-6);
+			m.use_scale = boolean(j, "use_scale", true);
+			m.use_bias = ln ? boolean(j, "use_bias", true) : false;
+			m.reduction_axes = trailing_axes(j, "reduction_axes");
+			if (trailing_axes(j, "feature_axes") != 1)
+				fail(loc, type + " \"feature_axes\" other than -1 is not supported yet");
+			config["epsilon"] = m.epsilon;
+			config["use_scale"] = m.use_scale;
+			if (ln)
+				config["use_bias"] = m.use_bias;
+			config["reduction_axes"] = m.reduction_axes;
+		} else if (type == "GroupNorm") {
+			m.kind = ModuleKind::GroupNorm;
+			check_keys(j, {"num_groups", "group_size", "epsilon", "use_scale", "use_bias", "name"});
+			bool has_groups = j.contains("num_groups") && !j["num_groups"].is_null();
+			bool has_size = j.contains("group_size") && !j["group_size"].is_null();
+			if (has_groups && has_size)
+				fail(loc, "GroupNorm: give either \"num_groups\" or \"group_size\", not both");
+			m.group_size = has_size ? positive(j, "group_size", true, 0, "") : 0;
+			m.num_groups = has_size ? 0 : has_groups ? positive(j, "num_groups", true, 0, "") : 32;
+			m.epsilon = number(j, "epsilon", 1e-6);
+			m.use_scale = boolean(j, "use_scale", true);
+			m.use_bias = boolean(j, "use_bias", true);
+			if (m.num_groups)
+				config["num_groups"] = m.num_groups;
+			else
+				config["group_size"] = m.group_size;
+			config["epsilon"] = m.epsilon;
+			config["use_scale"] = m.use_scale;
+			config["use_bias"] = m.use_bias;
+		} else if (type == "BatchNorm") {
+			m.kind = ModuleKind::BatchNorm;
+			check_keys(j, {"use_running_average", "axis", "momentum", "epsilon", "use_scale", "use_bias", "name"});
+			m.use_running_average = boolean(j, "use_running_average", false);
+			if (!m.use_running_average)
+				fail(loc, "BatchNorm needs \"use_running_average\": true: flaxdrm run is inference and "
+					  "cannot update batch_stats (Flax would raise on the immutable collection)");
+			if (j.contains("axis") && !(j["axis"].is_number_integer() && j["axis"].get<int64_t>() == -1))
+				fail(loc, "BatchNorm \"axis\" other than -1 is not supported yet");
+			m.momentum = number(j, "momentum", 0.99);
+			m.epsilon = number(j, "epsilon", 1e-5);
+			m.use_scale = boolean(j, "use_scale", true);
+			m.use_bias = boolean(j, "use_bias", true);
+			config["use_running_average"] = true;
+			config["momentum"] = m.momentum;
+			config["epsilon"] = m.epsilon;
+			config["use_scale"] = m.use_scale;
+			config["use_bias"] = m.use_bias;
+		} else if (type == "Embed") {
+			m.kind = ModuleKind::Embed;
+			check_keys(j, {"num_embeddings", "features", "name"});
+			m.num_embeddings = positive(j, "num_embeddings", true, 0, "(the table size)");
+			m.features = positive(j, "features", true, 0, "(the embedding size)");
+			config["num_embeddings"] = m.num_embeddings;
+			config["features"] = m.features;
+		} else if (type == "MultiHeadDotProductAttention") {
+			m.kind = ModuleKind::Attention;
+			check_keys(j, {"num_heads", "qkv_features", "out_features", "use_bias", "dropout_rate",
+				       "deterministic", "broadcast_dropout", "normalize_qk", "name"});
+			m.num_heads = positive(j, "num_heads", true, 0, "");
+			m.qkv_features = optional_positive(j, "qkv_features");
+			m.out_features = optional_positive(j, "out_features");
+			m.use_bias = boolean(j, "use_bias", true);
+			double rate = number(j, "dropout_rate", 0.0);
+			bool det = boolean(j, "deterministic", true);
+			if (rate > 0 && !det)
+				fail(loc, "MultiHeadDotProductAttention attention dropout (\"deterministic\": false) is not "
+					  "supported: flaxdrm run is inference");
+			if (boolean(j, "normalize_qk", false))
+				fail(loc, "MultiHeadDotProductAttention \"normalize_qk\": true is not supported yet");
+			boolean(j, "broadcast_dropout", true);
+			config["num_heads"] = m.num_heads;
+			if (m.qkv_features)
+				config["qkv_features"] = m.qkv_features;
+			if (m.out_features)
+				config["out_features"] = m.out_features;
+			config["use_bias"] = m.use_bias;
+			for (const char* child : {"query", "key", "value", "out"}) {
+				Module c;
+				c.kind = ModuleKind::DenseGeneral;
+				c.class_name = "DenseGeneral";
+				c.name = child;
+				c.json_location = loc + " (" + child + ")";
+				c.use_bias = m.use_bias;
+				c.config = json{{"use_bias", m.use_bias}}.dump();
+				m.layers.push_back(std::move(c));
+			}
+		} else if (type == "Dropout") {
+			m.kind = ModuleKind::Dropout;
+			check_keys(j, {"rate", "deterministic", "broadcast_dims", "rng_collection", "name"});
+			m.rate = number(j, "rate", 0.0);
+			if (m.rate < 0 || m.rate > 1)
+				fail(loc, "Dropout \"rate\" must be in [0, 1]");
+			if (m.rate > 0 && !boolean(j, "deterministic", true))
+				fail(loc, "Dropout with \"deterministic\": false is not supported: flaxdrm run is inference "
+					  "(Dropout is the identity)");
+			config["rate"] = m.rate;
+			config["deterministic"] = true;
+		} else if (kUnary.count(type) || type == "avg_pool" || type == "max_pool" || type == "flatten" ||
+			   type == "reshape") {
+			m.kind = ModuleKind::Function;
 			if (j.contains("name"))
-				fail(loc, "relu is a function, not a module: it has no name");
-			check_keys(j, loc, type, {});
+				fail(loc, type + " is a function, not a module: it has no name");
+			if (type == "gelu") {
+				check_keys(j, {"approximate"});
+				m.approximate = boolean(j, "approximate", true);
+			} else if (type == "leaky_relu") {
+				check_keys(j, {"negative_slope"});
+				m.negative_slope = number(j, "negative_slope", 0.01);
+			} else if (type == "elu") {
+				check_keys(j, {"alpha"});
+				m.alpha = number(j, "alpha", 1.0);
+			} else if (type == "softmax" || type == "log_softmax") {
+				check_keys(j, {"axis"});
+				if (j.contains("axis") && !(j["axis"].is_number_integer() && j["axis"].get<int64_t>() == -1))
+					fail(loc, type + " over an axis other than -1 is not supported yet");
+			} else if (type == "avg_pool" || type == "max_pool") {
+				std::vector<std::string> keys = {"window_shape", "strides", "padding"};
+				if (type == "avg_pool")
+					keys.push_back("count_include_pad");
+				check_keys(j, keys);
+				m.kernel_size = int_tuple(j, "window_shape", true, {}, 0, true);
+				if (m.kernel_size.size() < 1 || m.kernel_size.size() > 2)
+					fail(loc, type + " \"window_shape\" must have 1 or 2 dimensions");
+				std::size_t n = m.kernel_size.size();
+				// flax.linen.pooling: strides default (1,) * len(window_shape)
+				m.strides = int_tuple(j, "strides", false, {1}, n, true);
+				m.padding = padding(j, "VALID", n, false);
+				if (m.padding.mode == "CIRCULAR" || m.padding.mode == "CAUSAL")
+					fail(loc, type + " \"padding\" must be \"SAME\", \"VALID\" or pairs");
+				m.count_include_pad = boolean(j, "count_include_pad", true);
+			} else if (type == "reshape") {
+				check_keys(j, {"shape"});
+				m.shape = int_tuple(j, "shape", true, {}, 0, false);
+				int neg = 0;
+				for (int64_t d : m.shape) {
+					if (d == -1)
+						neg++;
+					else if (d < 1)
+						fail(loc, "reshape \"shape\" dims must be positive or one -1, got " +
+								  j["shape"].dump());
+				}
+				if (neg > 1 || m.shape.empty())
+					fail(loc, "reshape \"shape\" needs at least one dim and at most one -1, got " +
+							  j["shape"].dump());
+			} else {
+				check_keys(j, {});
+			}
 			if (root)
-				fail(loc, "the root must be a module (Compact, Sequential or Dense), not a function");
-		} else if (is_known_unsupported(type)) {
-			fail(loc, "module \"" + type + "\" is not supported yet (supported: " + kSupported + ")");
+				fail(loc, "the root must be a module (Compact, Sequential or a layer), not a function");
 		} else {
 			fail(loc, "unknown module \"" + type + "\" (supported: " + kSupported + ")");
 		}
@@ -103,12 +295,22 @@ public:
 				m.name.clear(); // Flax ignores a top-level module's name in the variables
 		}
 		m.config = config.dump();
+		if (m.config.size() > FLAXDRM_MAX_CONFIG_SIZE)
+			fail(loc, "the module's configuration is longer than " + std::to_string(FLAXDRM_MAX_CONFIG_SIZE) +
+					  " bytes of JSON");
 		return m;
 	}
 
 	// Assigns names, paths and indices below m (m's own are set).
 	void name_children(Module& m, int& next_index)
 	{
+		if (m.kind == ModuleKind::Attention) {
+			for (Module& c : m.layers) {
+				c.path = join(m.path, c.name);
+				c.index = next_index++;
+			}
+			return;
+		}
 		if (m.kind != ModuleKind::Compact && m.kind != ModuleKind::Sequential)
 			return;
 		std::map<std::string, int> counters;
@@ -175,14 +377,18 @@ private:
 			fail(loc, "name \"" + name + "\" contains '/'");
 	}
 
-	void check_keys(const json& j, const std::string& loc, const std::string& type,
-			std::vector<std::string> allowed, std::vector<std::string> unsupported = {}) const
+	void check_keys(const json& j, std::vector<std::string> allowed) const
 	{
+		const std::string& loc = loc_;
+		const std::string& type = type_;
 		allowed.push_back("module");
 		for (const auto& [key, value] : j.items()) {
 			if (std::find(allowed.begin(), allowed.end(), key) != allowed.end())
 				continue;
-			if (std::find(unsupported.begin(), unsupported.end(), key) != unsupported.end())
+			if ((key == "dtype" || key == "param_dtype") &&
+			    (value.is_null() || (value.is_string() && value.get<std::string>() == "float32")))
+				continue;
+			if (std::find(kInitArgs.begin(), kInitArgs.end(), key) != kInitArgs.end())
 				fail(loc, type + " argument \"" + key + "\" is not supported yet");
 			std::string known;
 			for (const auto& a : allowed)
@@ -193,39 +399,141 @@ private:
 		}
 	}
 
+	bool boolean(const json& j, const char* key, bool def) const
+	{
+		auto it = j.find(key);
+		if (it == j.end() || it->is_null())
+			return def;
+		if (!it->is_boolean())
+			fail(loc_, type_ + " \"" + key + "\" must be true or false, got " + it->dump());
+		return it->get<bool>();
+	}
+
+	double number(const json& j, const char* key, double def) const
+	{
+		auto it = j.find(key);
+		if (it == j.end() || it->is_null())
+			return def;
+		if (!it->is_number())
+			fail(loc_, type_ + " \"" + key + "\" must be a number, got " + it->dump());
+		return it->get<double>();
+	}
+
+	int64_t positive(const json& j, const char* key, bool required, int64_t def, const char* what) const
+	{
+		auto it = j.find(key);
+		if (it == j.end() || it->is_null()) {
+			if (required)
+				fail(loc_, type_ + " needs \"" + key + "\"" + (*what ? std::string(" ") + what : ""));
+			return def;
+		}
+		if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > UINT32_MAX)
+			fail(loc_, type_ + " \"" + key + "\" must be a positive integer, got " + it->dump());
+		return it->get<int64_t>();
+	}
+
+	int64_t optional_positive(const json& j, const char* key) const
+	{
+		return positive(j, key, false, 0, "");
+	}
+
+	// An int or a list of ints; `n` > 0 broadcasts an int (or a one-element
+	// default) to n entries and requires lists of n entries.
+	std::vector<int64_t> int_tuple(const json& j, const char* key, bool required, std::vector<int64_t> def,
+				       std::size_t n, bool positive_only) const
+	{
+		auto it = j.find(key);
+		std::vector<int64_t> v;
+		if (it == j.end() || it->is_null()) {
+			if (required)
+				fail(loc_, type_ + " needs \"" + key + "\"");
+			v = def;
+		} else if (it->is_number_integer()) {
+			v = {it->get<int64_t>()};
+		} else if (it->is_array()) {
+			for (const auto& e : *it) {
+				if (!e.is_number_integer())
+					fail(loc_, type_ + " \"" + key + "\" must be an integer or a list of integers, got " +
+							   it->dump());
+				v.push_back(e.get<int64_t>());
+			}
+		} else {
+			fail(loc_, type_ + " \"" + key + "\" must be an integer or a list of integers, got " + it->dump());
+		}
+		if (n && v.size() == 1 && n > 1)
+			v.assign(n, v[0]);
+		if (n && v.size() != n)
+			fail(loc_, type_ + " \"" + key + "\" must have " + std::to_string(n) + " entries (one per spatial "
+				   "dimension), got " + (it == j.end() ? json(v).dump() : it->dump()));
+		for (int64_t x : v)
+			if ((positive_only && x < 1) || x > UINT32_MAX || x < -int64_t(FLAXDRM_MAX_RANK))
+				fail(loc_, type_ + " \"" + key + "\" entries must be " +
+						   (positive_only ? "positive" : "valid") + ", got " + json(v).dump());
+		return v;
+	}
+
+	// reduction_axes / feature_axes: -1, or the trailing axes (-k, ..., -1).
+	int64_t trailing_axes(const json& j, const char* key) const
+	{
+		auto v = int_tuple(j, key, false, {-1}, 0, false);
+		std::sort(v.begin(), v.end());
+		for (std::size_t i = 0; i < v.size(); i++)
+			if (v[i] != -static_cast<int64_t>(v.size() - i))
+				fail(loc_, type_ + " \"" + key + "\" must be trailing axes written as negative numbers "
+					   "(-1, or [-2, -1], ...), got " + j[key].dump());
+		if (v.empty())
+			fail(loc_, type_ + " \"" + key + "\" cannot be empty");
+		return static_cast<int64_t>(v.size());
+	}
+
+	PaddingSpec padding(const json& j, const char* def, std::size_t n, bool conv) const
+	{
+		PaddingSpec p;
+		auto it = j.find("padding");
+		if (it == j.end() || it->is_null()) {
+			p.mode = def;
+			return p;
+		}
+		if (it->is_string()) {
+			p.mode = it->get<std::string>();
+			if (p.mode != "SAME" && p.mode != "VALID" && p.mode != "CIRCULAR" && p.mode != "CAUSAL")
+				fail(loc_, type_ + " \"padding\" must be \"SAME\", \"VALID\", \"CIRCULAR\", \"CAUSAL\" or "
+					   "(low, high) pairs, got " + it->dump());
+			if (!conv && (p.mode == "CIRCULAR" || p.mode == "CAUSAL") && type_ != "avg_pool" &&
+			    type_ != "max_pool")
+				fail(loc_, type_ + " \"padding\": \"" + p.mode + "\" is not supported yet");
+			if (p.mode == "CAUSAL" && n != 1)
+				fail(loc_, type_ + " \"padding\": \"CAUSAL\" is for 1-D convolutions only");
+			return p;
+		}
+		auto pad_value = [&](const json& e) {
+			if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > UINT32_MAX)
+				fail(loc_, type_ + " \"padding\" amounts must be non-negative integers, got " + it->dump());
+			return e.get<int64_t>();
+		};
+		if (it->is_number_integer()) {
+			int64_t v = pad_value(*it);
+			p.pairs.assign(n, {v, v});
+			return p;
+		}
+		if (!it->is_array() || it->size() != n)
+			fail(loc_, type_ + " \"padding\" must be a string or " + std::to_string(n) +
+					   " (low, high) pairs, got " + it->dump());
+		for (const auto& e : *it) {
+			if (e.is_array() && e.size() == 2)
+				p.pairs.push_back({pad_value(e[0]), pad_value(e[1])});
+			else if (e.is_number_integer())
+				p.pairs.push_back({pad_value(e), pad_value(e)});
+			else
+				fail(loc_, type_ + " \"padding\" must be a string or " + std::to_string(n) +
+						   " (low, high) pairs, got " + it->dump());
+		}
+		return p;
+	}
+
+	std::string loc_, type_;
 	const std::string& source_;
 };
-
-// Applies a module to an input shape, collecting expected variables.
-Shape apply_shape(const Model& model, const Module& m, const Shape& in, std::map<std::string, Shape>* vars)
-{
-	switch (m.kind) {
-	case ModuleKind::Compact:
-	case ModuleKind::Sequential: {
-		Shape s = in;
-		for (const Module& c : m.layers)
-			s = apply_shape(model, c, s, vars);
-		return s;
-	}
-	case ModuleKind::Dense: {
-		if (in.empty())
-			throw Error(model.source + ": Dense at " + m.display_path() +
-				    " needs an input with at least one dimension, got shape ()");
-		std::string prefix = "params/" + (m.path.empty() ? std::string() : m.path + "/");
-		if (vars) {
-			(*vars)[prefix + "kernel"] = {in.back(), m.features};
-			if (m.use_bias)
-				(*vars)[prefix + "bias"] = {m.features};
-		}
-		Shape out = in;
-		out.back() = m.features;
-		return out;
-	}
-	case ModuleKind::Relu:
-		return in;
-	}
-	return in;
-}
 
 void collect(const Module& m, std::vector<const Module*>& out)
 {
@@ -283,13 +591,33 @@ Model read_model_json(const std::string& path)
 std::map<std::string, Shape> expected_variables(const Model& model, const Shape& input_shape)
 {
 	std::map<std::string, Shape> vars;
-	apply_shape(model, model.root, input_shape, &vars);
+	for (const auto& v : lower_shapes(model, input_shape).variables)
+		vars[v.path] = v.shape;
 	return vars;
 }
 
 Shape output_shape(const Model& model, const Shape& input_shape)
 {
-	return apply_shape(model, model.root, input_shape, nullptr);
+	return lower_shapes(model, input_shape).output_shape;
+}
+
+namespace {
+const Module* first_layer(const Module& m)
+{
+	if (m.kind == ModuleKind::Compact || m.kind == ModuleKind::Sequential) {
+		for (const Module& c : m.layers)
+			if (c.kind != ModuleKind::Dropout)
+				return first_layer(c);
+		return nullptr;
+	}
+	return &m;
+}
+} // namespace
+
+DType input_dtype(const Model& model)
+{
+	const Module* f = first_layer(model.root);
+	return f && f->kind == ModuleKind::Embed ? DType::I32 : DType::F32;
 }
 
 void check_variables(const Model& model, const Variables& variables, const Shape& input_shape,

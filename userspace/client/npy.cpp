@@ -2,6 +2,7 @@
 #include "flaxdrm/npy.hpp"
 
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -180,10 +181,10 @@ Tensor parse_npy(std::span<const uint8_t> bytes, const std::string& source)
 	if (!std::holds_alternative<std::string>(descr->second))
 		throw Error(source + ": structured dtypes are not supported (only float32 '<f4')");
 	const std::string& dtype = std::get<std::string>(descr->second);
-	if (dtype != "<f4")
+	if (dtype != "<f4" && dtype != "<i4" && dtype != "<i8")
 		throw Error(source + ": dtype '" + dtype +
-			    "' is not supported: only little-endian float32 ('<f4'); "
-			    "convert with arr.astype(np.float32)");
+			    "' is not supported: only little-endian float32 ('<f4'), and int32 ('<i4') or "
+			    "int64 ('<i8') indices; convert with arr.astype(np.float32)");
 	if (!std::holds_alternative<bool>(fortran->second))
 		throw Error(source + ": bad 'fortran_order' in .npy header");
 	if (std::get<bool>(fortran->second))
@@ -193,15 +194,27 @@ Tensor parse_npy(std::span<const uint8_t> bytes, const std::string& source)
 
 	Tensor t;
 	t.shape = std::get<Shape>(shape_it->second);
+	const std::size_t elem = dtype == "<i8" ? 8 : 4;
+	const char* what = dtype == "<f4" ? "float32" : dtype == "<i4" ? "int32" : "int64";
+	t.dtype = dtype == "<f4" ? DType::F32 : DType::I32;
 	std::size_t n = num_elements(t.shape);
 	std::size_t data_start = header_start + header_len;
 	std::size_t have = bytes.size() - data_start;
-	if (have != n * sizeof(float))
-		throw Error(source + ": shape " + shape_str(t.shape) + " needs " + std::to_string(n * sizeof(float)) +
-			    " bytes of float32 data, the file has " + std::to_string(have));
+	if (n > SIZE_MAX / elem || have != n * elem)
+		throw Error(source + ": shape " + shape_str(t.shape) + " needs " + std::to_string(n * elem) + " bytes of " +
+			    what + " data, the file has " + std::to_string(have));
 	t.data.resize(n);
-	if (n)
-		std::memcpy(t.data.data(), &bytes[data_start], n * sizeof(float));
+	if (n && elem == 4)
+		std::memcpy(t.data.data(), &bytes[data_start], n * 4);
+	for (std::size_t i = 0; elem == 8 && i < n; i++) {
+		int64_t v;
+		std::memcpy(&v, &bytes[data_start + i * 8], 8);
+		if (v < INT32_MIN || v > INT32_MAX)
+			throw Error(source + ": int64 element " + std::to_string(i) + " (" + std::to_string(v) +
+				    ") does not fit int32");
+		int32_t v32 = static_cast<int32_t>(v);
+		std::memcpy(&t.data[i], &v32, 4);
+	}
 	return t;
 }
 
@@ -216,7 +229,8 @@ std::vector<uint8_t> format_npy(const Tensor& tensor)
 	if (num_elements(tensor.shape) != tensor.data.size())
 		throw Error("tensor of shape " + shape_str(tensor.shape) + " holds " +
 			    std::to_string(tensor.data.size()) + " elements");
-	std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape_str(tensor.shape) + ", }";
+	std::string header = std::string("{'descr': '") + (tensor.dtype == DType::I32 ? "<i4" : "<f4") +
+			     "', 'fortran_order': False, 'shape': " + shape_str(tensor.shape) + ", }";
 	// magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64
 	std::size_t total = kMagicLen + 4 + header.size() + 1;
 	header.append((64 - total % 64) % 64, ' ');

@@ -2,8 +2,16 @@
 //
 //   {"module": "Compact", "layers": [...]}     compact __call__ over layers
 //   {"module": "Sequential", "layers": [...]}  nn.Sequential
+//   {"module": "Residual", "layers": [...]}    a Compact returning x + layers(x)
 //   {"module": "Dense", "features": 64, "use_bias": true}
 //   {"module": "relu"}                          a function
+//
+// Layers (Flax constructor arguments and defaults): Dense, DenseGeneral,
+// Conv, ConvTranspose, LayerNorm, RMSNorm, GroupNorm, BatchNorm, Embed,
+// MultiHeadDotProductAttention (self-attention), Dropout (identity: run is
+// inference). Functions: relu, gelu, silu/swish, sigmoid, tanh, elu,
+// leaky_relu, softplus, softmax, log_softmax, avg_pool, max_pool, flatten
+// (x.reshape((x.shape[0], -1))), reshape ("shape", one -1 allowed).
 //
 // A Compact's unnamed children get Flax's auto-names (Dense_0, Dense_1,
 // Sequential_0: one counter per class); "name" is used as given. A
@@ -23,11 +31,32 @@
 
 namespace flaxdrm {
 
-enum class ModuleKind { Compact, Sequential, Dense, Relu };
+enum class ModuleKind {
+	Compact,        // also Residual (residual = true): x + layers(x)
+	Sequential,
+	Dense,
+	DenseGeneral,
+	Conv,
+	ConvTranspose,
+	LayerNorm,
+	RMSNorm,
+	GroupNorm,
+	BatchNorm,
+	Embed,
+	Attention,      // MultiHeadDotProductAttention (children query, key, value, out)
+	Dropout,
+	Function,       // relu, gelu, ..., avg_pool, max_pool, flatten, reshape (class_name)
+};
+
+// Padding of Conv, ConvTranspose and the pools: a Flax string or pairs.
+struct PaddingSpec {
+	std::string mode;                               // "SAME", "VALID", "CIRCULAR", "CAUSAL"; empty: pairs
+	std::vector<std::pair<int64_t, int64_t>> pairs; // per spatial axis (one pair: every axis)
+};
 
 struct Module {
 	ModuleKind kind = ModuleKind::Compact;
-	std::string class_name;    // Flax class: "Dense", "Sequential", "relu", Compact's class
+	std::string class_name;    // Flax class: "Dense", "Sequential", "Residual", or the function ("relu")
 	std::string name;          // name in the parent; empty for the root and for functions
 	std::string path;          // '/'-joined names from the root; empty for the root
 	bool auto_named = false;   // name chosen by Flax's auto-naming
@@ -35,13 +64,53 @@ struct Module {
 	std::string json_location; // where in the JSON it came from, for messages
 	std::string config;        // constructor arguments as compact JSON
 
-	// Dense
+	bool residual = false; // Compact: output = input + layers(input)
+
+	// Dense, Conv, ConvTranspose, Embed: output features
 	int64_t features = 0;
+	// DenseGeneral: features tuple and contracted axes (negative from the end)
+	std::vector<int64_t> features_tuple;
+	std::vector<int64_t> axis;
 	bool use_bias = true;
+	bool use_scale = true;
 
-	std::vector<Module> layers; // Compact, Sequential
+	// Conv, ConvTranspose; the pools use kernel_size (window_shape), strides, padding
+	std::vector<int64_t> kernel_size;
+	std::vector<int64_t> strides;
+	std::vector<int64_t> input_dilation;
+	std::vector<int64_t> kernel_dilation;
+	PaddingSpec padding;
+	int64_t feature_group_count = 1;
+	bool count_include_pad = true; // avg_pool
 
-	bool is_function() const { return kind == ModuleKind::Relu; }
+	// norms
+	double epsilon = 1e-6;
+	double momentum = 0.99;
+	int64_t num_groups = 32;      // GroupNorm; 0 when group_size is given
+	int64_t group_size = 0;
+	int64_t reduction_axes = 1;   // LayerNorm, RMSNorm: number of trailing axes
+	bool use_running_average = true;
+
+	// Embed
+	int64_t num_embeddings = 0;
+
+	// MultiHeadDotProductAttention (0: the input's features)
+	int64_t num_heads = 0;
+	int64_t qkv_features = 0;
+	int64_t out_features = 0;
+
+	// Dropout
+	double rate = 0;
+
+	// functions
+	bool approximate = true;      // gelu
+	double negative_slope = 0.01; // leaky_relu
+	double alpha = 1.0;           // elu
+	std::vector<int64_t> shape;   // reshape (one -1 allowed)
+
+	std::vector<Module> layers; // Compact, Sequential; Attention: query, key, value, out
+
+	bool is_function() const { return kind == ModuleKind::Function; }
 	// "/Dense_0", "/" for the root, or "/layers_1 (relu)" for a function.
 	std::string display_path() const;
 };
@@ -65,6 +134,9 @@ std::map<std::string, Shape> expected_variables(const Model& model, const Shape&
 // The model's output shape for an input shape; throws with the module path
 // when a layer cannot take its input.
 Shape output_shape(const Model& model, const Shape& input_shape);
+
+// The dtype of the model's input: I32 when it starts with an Embed.
+DType input_dtype(const Model& model);
 
 // Checks every variable path and shape against the model; throws one
 // flaxdrm::Error listing every mismatch, missing and unexpected entry, e.g.

@@ -1,6 +1,8 @@
 // NumPy .npy files (format 1.0, 2.0 and 3.0), little-endian float32
-// ('<f4'), C order. Anything else is refused with a message naming the
-// file and what it holds.
+// ('<f4'), or integers ('<i4', '<i8' within int32 range) read as
+// DType::I32 (Embed indices, labels), C order. Anything else is refused
+// with a message naming the file and what it holds. write_npy writes '<f4'
+// or, for DType::I32, '<i4'.
 #pragma once
 
 #include <cstdint>
