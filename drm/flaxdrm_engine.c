@@ -319,6 +319,8 @@ int flaxdrm_ioctl_engine_fetch(struct drm_device *dev, void *data,
 		ret = -EPERM;
 		goto out_unlock;
 	}
+	/* an engine asking for work is alive, whether or not there is any */
+	engine_progress(fdev);
 	job = list_first_entry_or_null(&fdev->queue, struct flaxdrm_job,
 				       engine_link);
 	if (!job) {
@@ -356,7 +358,6 @@ int flaxdrm_ioctl_engine_fetch(struct drm_device *dev, void *data,
 	list_move_tail(&job->engine_link, &fdev->inflight);
 	/* from now on the engine has the job's whole timeout for it */
 	mod_delayed_work(system_wq, &job->timeout_work, job_timeout());
-	engine_progress(fdev);
 	args->buffer_size = size;
 	args->job_id = job->job_id;
 	ret = 0;

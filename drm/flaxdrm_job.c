@@ -542,10 +542,13 @@ int flaxdrm_ioctl_submit(struct drm_device *dev, void *data,
 		ret = -ENODEV;
 		goto err_unlock;
 	}
-	/* bound the kernel memory one file can tie up in unfinished jobs */
+	/*
+	 * Bound the kernel memory one file can tie up in unfinished jobs
+	 * (EBUSY: libdrm's drmIoctl() would spin on EAGAIN).
+	 */
 	if (atomic_inc_return(&ffile->ctx->jobs) > FLAXDRM_MAX_FILE_JOBS) {
 		atomic_dec(&ffile->ctx->jobs);
-		ret = -EAGAIN;
+		ret = -EBUSY;
 		goto err_unlock;
 	}
 

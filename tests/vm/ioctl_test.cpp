@@ -1917,8 +1917,10 @@ TEST_F(EngineLink, Stress) {
   EXPECT_EQ(FenceStatus(client(), s), -ENODEV);
 }
 
-TEST_F(EngineLink, TooManyJobsIsEAGAIN) {
+TEST_F(EngineLink, TooManyJobsIsEBUSY) {
   // unfinished jobs per file are bounded; nothing is fetched here
+  saved_timeout_ = GetTimeout();
+  SetTimeout(500);
   uint32_t empty = ModuleCreate(client(), 0, FLAXDRM_KIND_SEQUENTIAL);
   int err = 0, n = 0;
   auto t0 = std::chrono::steady_clock::now();
@@ -1933,13 +1935,61 @@ TEST_F(EngineLink, TooManyJobsIsEAGAIN) {
               (long long)std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - t0).count());
   }
-  EXPECT_EQ(err, EAGAIN);
+  EXPECT_EQ(err, EBUSY);
   EXPECT_EQ(n, 4096);
   // another file is not affected
   Fd other = OpenRender();
   uint32_t theirs = ModuleCreate(other.get(), 0, FLAXDRM_KIND_SEQUENTIAL);
   Submit setup(FLAXDRM_JOB_SETUP, theirs);
   EXPECT_EQ(setup.Run(other.get()), 0);
+  // nothing is fetched: the engine stalls, the queue drains with
+  // -ETIMEDOUT and closing the files does not wait for 4096 timeouts
+}
+
+TEST_F(EngineLink, QueuedJobsWaitWhileTheEngineProgresses) {
+  // jobs queued behind others do not time out while the engine keeps
+  // fetching and completing, even when that takes longer than the timeout
+  saved_timeout_ = GetTimeout();
+  SetTimeout(400);
+  uint32_t tl = 0;
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &tl), 0);
+  std::vector<uint64_t> ids;
+  for (uint64_t i = 1; i <= 6; i++) {
+    Submit call(FLAXDRM_JOB_CALL, m_.root, m_.program);
+    call.Bind(0, io_bo_, 0);
+    call.Bind(4, io_bo_, 1024);
+    call.args.out_sync = {tl, 0, i};
+    ASSERT_EQ(call.Run(client()), 0);
+    ids.push_back(call.args.job_id);
+  }
+  std::vector<uint8_t> buf;
+  for (uint64_t id : ids) {
+    ASSERT_EQ(Fetch(&buf), id);
+    usleep(250000);  // 6 x 250 ms > 400 ms, but each within its timeout
+    ASSERT_EQ(Complete(id, 0), 0);
+  }
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t abs = ts.tv_sec * 1000000000ll + ts.tv_nsec + 10000000000ll;
+  uint64_t point = 6;
+  ASSERT_EQ(drmSyncobjTimelineWait(client(), &tl, &point, 1, abs,
+                                   DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL, nullptr),
+            0);
+  // a stalled engine: a queued job fails, later ones fail at once, and a
+  // FETCH brings the engine back
+  uint32_t s1 = 0, s2 = 0;
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &s1), 0);
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &s2), 0);
+  SubmitCall(s1);
+  ASSERT_TRUE(WaitSyncobj(client(), s1, 10000));
+  EXPECT_EQ(FenceStatus(client(), s1), -ETIMEDOUT);
+  SubmitCall(s2);
+  ASSERT_TRUE(WaitSyncobj(client(), s2, 200));
+  EXPECT_EQ(FenceStatus(client(), s2), -ETIMEDOUT);
+  EXPECT_EQ(Fetch(&buf, 0), 0u);
+  uint64_t id = SubmitCall();
+  ASSERT_EQ(Fetch(&buf), id);
+  EXPECT_EQ(Complete(id, 0), 0);
 }
 
 TEST_F(EngineLink, ClientClosesWithJobsQueued) {

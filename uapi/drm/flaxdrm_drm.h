@@ -368,11 +368,11 @@ struct drm_flaxdrm_program_destroy {
  * of the jobs of one open file signal in submission order; a job that
  * fails signals its fence with the error: the engine's status, -ETIMEDOUT
  * when the engine did not complete it within FLAXDRM_PARAM_JOB_TIMEOUT_MS of
- * fetching it, or let it wait that long in the queue without fetching or
- * completing anything (a stalled engine: later jobs then fail at once with
- * -ETIMEDOUT until it fetches or completes again), -ENODEV when the engine
+ * fetching it, or let it wait that long in the queue without calling
+ * FETCH or COMPLETE (a stalled engine: later jobs then fail at once with
+ * -ETIMEDOUT until it calls FETCH or COMPLETE again), -ENODEV when the engine
  * went away. Closing the file does not cancel its submitted jobs. A file
- * may have at most 4096 unfinished jobs; SUBMIT beyond that is EAGAIN.
+ * may have at most 4096 unfinished jobs; SUBMIT beyond that is EBUSY.
  */
 
 enum flaxdrm_job_op {
