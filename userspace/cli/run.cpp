@@ -2,6 +2,7 @@
 //             [--device drm|local] [--node PATH] [--timings] [--repeat N]
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "command.hpp"
@@ -9,6 +10,7 @@
 #include "flaxdrm/model.hpp"
 #include "flaxdrm/npy.hpp"
 #include "flaxdrm/variables.hpp"
+#include "tools/sandbox.hpp"
 
 using namespace flaxdrm;
 
@@ -21,6 +23,7 @@ struct RunOptions {
 	int64_t timeout_ms = 0;
 	bool timings = false;
 	int repeat = 1;
+	bool sandbox = false, sandbox_selftest = false; // tools/sandbox.hpp
 };
 
 int cmd_run(const RunOptions& o)
@@ -34,13 +37,22 @@ int cmd_run(const RunOptions& o)
 	dopts.node = o.node;
 	dopts.timeout_ms = o.timeout_ms;
 	dopts.vulkan_device = o.vulkan_device;
+	// --sandbox: the output is opened now, the filter goes on once the device is open
+	std::optional<sandbox::RunSandbox> box;
+	if (o.sandbox)
+		box.emplace(o.device, o.output);
 	auto device = Device::open(o.device, dopts);
+	if (box)
+		box->enter(o.sandbox_selftest);
 	auto bound = device->bind(model, variables, input.shape);
 	Tensor output;
 	for (int i = 0; i < o.repeat; i++)
 		output = bound->apply(input);
 	bound->close();
-	write_npy(o.output, output);
+	if (box)
+		box->write_output(format_npy(output));
+	else
+		write_npy(o.output, output);
 
 	if (o.timings) {
 		std::printf("device: %s\n", device->description().c_str());
@@ -68,6 +80,12 @@ cli::Registrar reg{
 		run.add_option("--vulkan-device", ro.vulkan_device, "local: prefer this Vulkan device (name substring)");
 		run.add_option("--repeat", ro.repeat, "run the call this many times")->check(CLI::PositiveNumber);
 		run.add_flag("--timings", ro.timings, "print the wall time of each job");
+		auto* sandbox = run.add_flag("--sandbox", ro.sandbox,
+			     "drm: after opening the files and the render node, drop root to nobody and run under a "
+			     "seccomp filter that refuses opening files, sockets, exec and fork (EPERM)");
+		run.add_flag("--sandbox-selftest", ro.sandbox_selftest, "test: try forbidden syscalls in the sandbox")
+			->needs(sandbox)
+			->group("");
 		return [o] { return cmd_run(*o); };
 	}};
 

@@ -23,11 +23,27 @@ struct DeviceOptions {
 	std::string node;          // drm: device node; empty finds the render node by driver name
 	int64_t timeout_ms = 0;    // drm: wait per job; 0: the kernel's job timeout + 10 s
 	std::string vulkan_device; // local: substring of the Vulkan device name to prefer
+	bool profile = false;      // drm: JOB_QUERY after each call (BoundModule::last_call())
 };
 
 struct JobTiming {
 	std::string job;      // "setup", "call", "cleanup"
 	uint64_t wall_ns = 0; // submit to completion, as the client sees it
+};
+
+// The profile of the last `call` (flaxdrm profile).
+struct CallProfile {
+	uint64_t job_id = 0;  // drm: the CALL's job id; 0 on local
+	uint64_t wall_ns = 0; // submit to completion, as the client sees it
+	// drm with DeviceOptions::profile: JOB_QUERY's result, 0 or -errno
+	// (-EINVAL/-ENOTTY: a kernel without JOB_QUERY); 1: not queried
+	int query_status = 1;
+	uint64_t queue_ns = 0, exec_ns = 0, shader_invocations = 0;
+	struct Op {
+		uint32_t op_index = 0, opcode = 0;
+		uint64_t start_ns = 0, end_ns = 0; // device time relative to the run's start
+	};
+	std::vector<Op> ops; // one per op in program order; empty when unavailable
 };
 
 // A model with its variables made resident on a device (Flax's bind).
@@ -41,9 +57,11 @@ public:
 	// destructor calls it and ignores errors.
 	virtual void close() = 0;
 	const std::vector<JobTiming>& timings() const { return timings_; }
+	const CallProfile& last_call() const { return last_call_; }
 
 protected:
 	std::vector<JobTiming> timings_;
+	CallProfile last_call_;
 };
 
 class Device {
