@@ -85,6 +85,9 @@ static int flaxdrm_ioctl_get_param(struct drm_device *dev, void *data,
 	case FLAXDRM_PARAM_MAX_OPS:
 		args->value = FLAXDRM_MAX_OPS;
 		return 0;
+	case FLAXDRM_PARAM_NUM_COUNTERS:
+		args->value = FLAXDRM_COUNTER_COUNT;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -105,6 +108,7 @@ static int flaxdrm_open(struct drm_device *dev, struct drm_file *file)
 	mutex_init(&ffile->lock);
 	idr_init_base(&ffile->modules, 1);
 	idr_init_base(&ffile->programs, 1);
+	idr_init_base(&ffile->perfmons, 1);
 
 	ffile->ctx = flaxdrm_ctx_create();
 	if (!ffile->ctx) {
@@ -141,8 +145,10 @@ static void flaxdrm_postclose(struct drm_device *dev, struct drm_file *file)
 	mutex_lock(&ffile->lock);
 	flaxdrm_programs_release(ffile);
 	flaxdrm_modules_release(ffile);
+	flaxdrm_perfmons_release(ffile);
 	mutex_unlock(&ffile->lock);
 
+	idr_destroy(&ffile->perfmons);
 	idr_destroy(&ffile->programs);
 	idr_destroy(&ffile->modules);
 	flaxdrm_ctx_put(ffile->ctx);
@@ -170,6 +176,10 @@ static void flaxdrm_show_fdinfo(struct drm_printer *p, struct drm_file *file)
 
 	drm_printf(p, "drm-engine-engine:\t%llu ns\n",
 		   (u64)atomic64_read(&ffile->ctx->exec_ns));
+	drm_printf(p, "flaxdrm-jobs-completed:\t%llu\n",
+		   (u64)atomic64_read(&ffile->ctx->jobs_completed));
+	drm_printf(p, "flaxdrm-jobs-failed:\t%llu\n",
+		   (u64)atomic64_read(&ffile->ctx->jobs_failed));
 	drm_show_memory_stats(p, file);
 }
 #else
@@ -198,6 +208,10 @@ static void flaxdrm_show_fdinfo(struct seq_file *m, struct file *filp)
 	seq_printf(m, "drm-engine-engine:\t%llu ns\n",
 		   (u64)atomic64_read(&ffile->ctx->exec_ns));
 	seq_printf(m, "drm-memory-system:\t%llu KiB\n", bytes >> 10);
+	seq_printf(m, "flaxdrm-jobs-completed:\t%llu\n",
+		   (u64)atomic64_read(&ffile->ctx->jobs_completed));
+	seq_printf(m, "flaxdrm-jobs-failed:\t%llu\n",
+		   (u64)atomic64_read(&ffile->ctx->jobs_failed));
 }
 #endif
 
@@ -221,6 +235,16 @@ static const struct drm_ioctl_desc flaxdrm_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(FLAXDRM_SUBMIT, flaxdrm_ioctl_submit,
 			  DRM_RENDER_ALLOW),
 	DRM_IOCTL_DEF_DRV(FLAXDRM_MODULE_QUERY, flaxdrm_ioctl_module_query,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(FLAXDRM_JOB_QUERY, flaxdrm_ioctl_job_query,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(FLAXDRM_PERFMON_CREATE, flaxdrm_ioctl_perfmon_create,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(FLAXDRM_PERFMON_DESTROY, flaxdrm_ioctl_perfmon_destroy,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(FLAXDRM_PERFMON_GET_VALUES,
+			  flaxdrm_ioctl_perfmon_get_values, DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(FLAXDRM_COUNTER_QUERY, flaxdrm_ioctl_counter_query,
 			  DRM_RENDER_ALLOW),
 	/* engine: primary node and CAP_SYS_ADMIN only */
 	DRM_IOCTL_DEF_DRV(FLAXDRM_ENGINE_ATTACH, flaxdrm_ioctl_engine_attach,

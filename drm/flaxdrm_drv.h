@@ -33,10 +33,26 @@
 #define FLAXDRM_MAX_VARS	1024	/* variables per module */
 #define FLAXDRM_HW_JOBS		256	/* jobs handed to the engine at once */
 #define FLAXDRM_MAX_FILE_JOBS	4096	/* unfinished jobs per open file */
+#define FLAXDRM_MAX_PERFMONS	1024	/* perfmons per open file */
 
 extern unsigned int flaxdrm_job_timeout_ms;
 
 struct flaxdrm_job;
+
+/* A finished job as JOB_QUERY reports it. */
+struct flaxdrm_job_record {
+	u64 job_id;		/* 0: an empty slot */
+	u32 op;
+	int status;
+	u64 queue_ns;
+	u64 exec_ns;
+	u64 shader_invocations;
+	u64 flops;
+	u64 bytes_read;
+	u64 bytes_written;
+	u32 num_timings;
+	struct drm_flaxdrm_op_timing *timings;	/* kvmalloc'd, or NULL */
+};
 
 struct flaxdrm_device {
 	struct drm_device drm;
@@ -89,6 +105,31 @@ struct flaxdrm_ctx {
 	struct list_head running;	/* engine_lock: jobs in run order */
 	atomic64_t exec_ns;	/* engine time of the finished jobs */
 	atomic_t jobs;		/* jobs submitted and not yet freed */
+	atomic64_t jobs_completed;	/* finished jobs, failed ones included */
+	atomic64_t jobs_failed;
+
+	/*
+	 * hist_lock protects the jobs submitted and not yet finished
+	 * (unfinished, in submission order) and the ring of the last
+	 * FLAXDRM_JOB_HISTORY finished ones, for JOB_QUERY. Taken after
+	 * flaxdrm_file.lock and after flaxdrm_device.engine_lock.
+	 */
+	struct mutex hist_lock;
+	struct list_head unfinished;
+	u32 history_next;
+	struct flaxdrm_job_record history[FLAXDRM_JOB_HISTORY];
+};
+
+/*
+ * A perfmon: values[i] accumulates counter ids[i] over the jobs submitted
+ * with it. Jobs hold a reference, so a destroyed perfmon lives on until
+ * its last job is freed.
+ */
+struct flaxdrm_perfmon {
+	struct kref ref;
+	u32 num_counters;
+	u32 ids[FLAXDRM_MAX_PERFMON_COUNTERS];
+	atomic64_t values[FLAXDRM_MAX_PERFMON_COUNTERS];
 };
 
 struct flaxdrm_file {
@@ -97,6 +138,7 @@ struct flaxdrm_file {
 	struct mutex lock;
 	struct idr modules;
 	struct idr programs;
+	struct idr perfmons;
 	struct drm_sched_entity entity;
 	struct flaxdrm_ctx *ctx;
 };
@@ -193,6 +235,20 @@ struct flaxdrm_job {
 	u32 num_engine_handles;
 	u64 exec_ns;
 
+	/* profiling: set at SUBMIT, FETCH and COMPLETE */
+	struct flaxdrm_perfmon *perfmon;	/* referenced, or NULL */
+	u64 submit_ns;
+	u64 fetch_ns;		/* 0 until fetched */
+	u64 shader_invocations;
+	u64 flops;
+	u64 bytes_read;
+	u64 bytes_written;
+	struct drm_flaxdrm_op_timing *op_timings;	/* kvmalloc'd, or NULL */
+	u32 num_op_timings;
+	/* ctx->hist_lock: on ctx->unfinished until accounted */
+	struct list_head unfinished_link;
+	bool accounted;
+
 	struct delayed_work timeout_work;
 };
 
@@ -253,6 +309,25 @@ void flaxdrm_sched_fini(struct flaxdrm_device *fdev);
 struct flaxdrm_ctx *flaxdrm_ctx_create(void);
 void flaxdrm_ctx_get(struct flaxdrm_ctx *ctx);
 void flaxdrm_ctx_put(struct flaxdrm_ctx *ctx);
+
+/* flaxdrm_perfmon.c */
+int flaxdrm_ioctl_perfmon_create(struct drm_device *dev, void *data,
+				 struct drm_file *file);
+int flaxdrm_ioctl_perfmon_destroy(struct drm_device *dev, void *data,
+				  struct drm_file *file);
+int flaxdrm_ioctl_perfmon_get_values(struct drm_device *dev, void *data,
+				     struct drm_file *file);
+int flaxdrm_ioctl_counter_query(struct drm_device *dev, void *data,
+				struct drm_file *file);
+int flaxdrm_ioctl_job_query(struct drm_device *dev, void *data,
+			    struct drm_file *file);
+struct flaxdrm_perfmon *flaxdrm_perfmon_find(struct flaxdrm_file *ffile,
+					     u32 handle);
+void flaxdrm_perfmon_put(struct flaxdrm_perfmon *perfmon);
+void flaxdrm_perfmons_release(struct flaxdrm_file *ffile);
+void flaxdrm_job_track(struct flaxdrm_job *job);
+void flaxdrm_job_account(struct flaxdrm_job *job, int status);
+void flaxdrm_ctx_history_free(struct flaxdrm_ctx *ctx);
 
 /* flaxdrm_engine.c */
 int flaxdrm_ioctl_engine_attach(struct drm_device *dev, void *data,

@@ -7,6 +7,7 @@
  * the engine's death (-ENODEV). Fences of one client context signal in
  * submission order: a job completed early waits for its predecessors.
  */
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -85,6 +86,7 @@ static void job_finish(struct flaxdrm_device *fdev, struct flaxdrm_job *job,
 	job_drop_engine_handles(job);
 	job->state = FLAXDRM_JOB_DONE;
 	job->status = status;
+	flaxdrm_job_account(job, status);
 	ctx_retire(fdev, ctx);
 }
 
@@ -124,6 +126,7 @@ struct dma_fence *flaxdrm_engine_run(struct flaxdrm_job *job)
 	if (error) {
 		job->state = FLAXDRM_JOB_DONE;
 		job->status = error;
+		flaxdrm_job_account(job, error);
 		ctx_retire(fdev, ctx);
 	} else {
 		/* an idle engine's clock starts with its first job */
@@ -355,6 +358,7 @@ int flaxdrm_ioctl_engine_fetch(struct drm_device *dev, void *data,
 	}
 
 	job->state = FLAXDRM_JOB_FETCHED;
+	job->fetch_ns = ktime_get_ns();
 	list_move_tail(&job->engine_link, &fdev->inflight);
 	/* from now on the engine has the job's whole timeout for it */
 	mod_delayed_work(system_wq, &job->timeout_work, job_timeout());
@@ -369,20 +373,51 @@ out_unlock:
 	return ret;
 }
 
+/* COMPLETE's op timings: one per op of the job, each naming one of them. */
+static int check_op_timings(const struct flaxdrm_job *job,
+			    const struct drm_flaxdrm_op_timing *timings, u32 n)
+{
+	u32 i;
+
+	if (n && n != job->num_ops)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (timings[i].op_index >= job->num_ops)
+			return -EINVAL;
+	return 0;
+}
+
 int flaxdrm_ioctl_engine_complete(struct drm_device *dev, void *data,
 				  struct drm_file *file)
 {
 	struct flaxdrm_device *fdev = to_flaxdrm(dev);
 	struct drm_flaxdrm_engine_complete *args = data;
+	struct drm_flaxdrm_op_timing *timings = NULL;
 	struct flaxdrm_job *job;
+	u32 n = args->num_op_timings;
 	int ret = -ENOENT;
 
-	/* op timings and invocations are not kept yet: must be absent */
-	if (args->flags || args->pad || args->reserved || args->op_timings ||
-	    args->num_op_timings)
+	if (args->flags || args->pad || args->reserved)
 		return -EINVAL;
 	if (args->status > 0 || args->status < -MAX_ERRNO)
 		return -EINVAL;
+	/* a pointer goes with a count, bounded by the largest program */
+	if (n > FLAXDRM_MAX_OPS || (!n && args->op_timings))
+		return -EINVAL;
+	if (READ_ONCE(fdev->engine) != file)
+		return -EPERM;
+
+	/* copied in first: no user access under engine_lock */
+	if (n) {
+		timings = kvmalloc_array(n, sizeof(*timings), GFP_KERNEL);
+		if (!timings)
+			return -ENOMEM;
+		if (copy_from_user(timings, u64_to_user_ptr(args->op_timings),
+				   array_size(n, sizeof(*timings)))) {
+			kvfree(timings);
+			return -EFAULT;
+		}
+	}
 
 	mutex_lock(&fdev->engine_lock);
 	if (fdev->engine != file) {
@@ -392,14 +427,21 @@ int flaxdrm_ioctl_engine_complete(struct drm_device *dev, void *data,
 	list_for_each_entry(job, &fdev->inflight, engine_link) {
 		if (job->job_id != args->job_id)
 			continue;
+		ret = check_op_timings(job, timings, n);
+		if (ret)
+			break;
 		job->exec_ns = args->exec_ns;
+		job->shader_invocations = args->shader_invocations;
+		job->op_timings = timings;
+		job->num_op_timings = n;
+		timings = NULL;
 		atomic64_add(args->exec_ns, &job->ctx->exec_ns);
 		engine_progress(fdev);
 		job_finish(fdev, job, args->status);
-		ret = 0;
 		break;
 	}
 out_unlock:
 	mutex_unlock(&fdev->engine_lock);
+	kvfree(timings);
 	return ret;
 }

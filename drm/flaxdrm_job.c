@@ -26,6 +26,10 @@ struct flaxdrm_ctx *flaxdrm_ctx_create(void)
 	INIT_LIST_HEAD(&ctx->running);
 	atomic64_set(&ctx->exec_ns, 0);
 	atomic_set(&ctx->jobs, 0);
+	atomic64_set(&ctx->jobs_completed, 0);
+	atomic64_set(&ctx->jobs_failed, 0);
+	mutex_init(&ctx->hist_lock);
+	INIT_LIST_HEAD(&ctx->unfinished);
 	return ctx;
 }
 
@@ -36,7 +40,11 @@ void flaxdrm_ctx_get(struct flaxdrm_ctx *ctx)
 
 static void ctx_free(struct kref *ref)
 {
-	kfree(container_of(ref, struct flaxdrm_ctx, ref));
+	struct flaxdrm_ctx *ctx = container_of(ref, struct flaxdrm_ctx, ref);
+
+	flaxdrm_ctx_history_free(ctx);
+	mutex_destroy(&ctx->hist_lock);
+	kfree(ctx);
 }
 
 void flaxdrm_ctx_put(struct flaxdrm_ctx *ctx)
@@ -57,6 +65,8 @@ static void job_free(struct flaxdrm_job *job)
 	kvfree(job->tensors);
 	kvfree(job->ops);
 	kvfree(job->engine_handles);
+	kvfree(job->op_timings);
+	flaxdrm_perfmon_put(job->perfmon);
 	if (job->hw_fence_init)
 		dma_fence_put(job->hw_fence);
 	else
@@ -79,6 +89,9 @@ static void flaxdrm_free_job(struct drm_sched_job *sched_job)
 	struct flaxdrm_device *fdev = job->fdev;
 
 	cancel_delayed_work_sync(&job->timeout_work);
+	/* a job the scheduler dropped without running it still counts */
+	flaxdrm_job_account(job, job->base.s_fence->finished.error ?
+			    job->base.s_fence->finished.error : -ECANCELED);
 	drm_sched_job_cleanup(sched_job);
 	job_free(job);
 
@@ -292,6 +305,7 @@ static int job_build_call(struct flaxdrm_job *job, struct drm_file *file,
 			  const struct flaxdrm_program *prog,
 			  const struct call_args *ca)
 {
+	struct flaxdrm_cost cost;
 	u32 i, num_io = 0;
 	int ret;
 
@@ -309,6 +323,11 @@ static int job_build_call(struct flaxdrm_job *job, struct drm_file *file,
 		return -ENOMEM;
 	memcpy(job->ops, prog->ops, array_size(prog->num_ops,
 					       sizeof(*prog->ops)));
+	flaxdrm_program_cost(prog->ops, prog->num_ops, prog->tensors,
+			     prog->num_tensors, &cost);
+	job->flops = cost.flops;
+	job->bytes_read = cost.bytes_read;
+	job->bytes_written = cost.bytes_written;
 
 	for (i = 0; i < prog->num_tensors; i++) {
 		const struct drm_flaxdrm_tensor *t = &prog->tensors[i];
@@ -382,8 +401,7 @@ static int job_add_in_syncs(struct flaxdrm_job *job, struct drm_file *file,
 
 static int submit_check_args(const struct drm_flaxdrm_submit *args)
 {
-	/* perfmons are not wired to jobs yet: refuse until they are */
-	if (args->pad || args->pad2 || args->reserved || args->perfmon)
+	if (args->pad || args->pad2 || args->reserved)
 		return -EINVAL;
 	if (args->flags & ~FLAXDRM_SUBMIT_FLAGS)
 		return -EINVAL;
@@ -467,6 +485,7 @@ int flaxdrm_ioctl_submit(struct drm_device *dev, void *data,
 	job->flags = args->flags;
 	INIT_LIST_HEAD(&job->engine_link);
 	INIT_LIST_HEAD(&job->ctx_link);
+	INIT_LIST_HEAD(&job->unfinished_link);
 	INIT_DELAYED_WORK(&job->timeout_work, flaxdrm_engine_timeout_work);
 	job->hw_fence = kzalloc(sizeof(*job->hw_fence), GFP_KERNEL);
 	if (!job->hw_fence) {
@@ -510,6 +529,13 @@ int flaxdrm_ioctl_submit(struct drm_device *dev, void *data,
 	if (!root) {
 		ret = -ENOENT;
 		goto err_unlock;
+	}
+	if (args->perfmon) {
+		job->perfmon = flaxdrm_perfmon_find(ffile, args->perfmon);
+		if (!job->perfmon) {
+			ret = -ENOENT;
+			goto err_unlock;
+		}
 	}
 	if (args->op == FLAXDRM_JOB_CALL) {
 		prog = idr_find(&ffile->programs, args->program);
@@ -561,6 +587,7 @@ int flaxdrm_ioctl_submit(struct drm_device *dev, void *data,
 	fdev->live_jobs++;
 	spin_unlock(&fdev->jobs_lock);
 
+	flaxdrm_job_track(job);
 	drm_sched_job_arm(&job->base);
 	finished = dma_fence_get(&job->base.s_fence->finished);
 	/*

@@ -66,6 +66,28 @@ __u32 flaxdrm_op_module_kinds(__u32 opcode);
 /* Flax class name of an opcode, for messages ("Dense", "relu", ...). */
 const char *flaxdrm_op_name(__u32 opcode);
 
+/*
+ * Work of an op from its shapes (flaxdrm_rules_cost.c): Dense 2*M*K*N
+ * (+ M*N with a bias), Conv 2*N*OH*OW*F*KH*KW*C/groups (+ N*OH*OW*F with
+ * a bias), attention B*H*Lq*Lk*(2*D + 5 + 2*Dv), elementwise ops a fixed
+ * count per output element; bytes are the inputs' and outputs' sizes.
+ * Operand indices out of range count as empty tensors; sums saturate.
+ */
+struct flaxdrm_cost {
+	__u64 flops;
+	__u64 bytes_read;
+	__u64 bytes_written;
+};
+
+void flaxdrm_op_cost(const struct drm_flaxdrm_op *op,
+		     const struct drm_flaxdrm_tensor *tensors,
+		     __u32 num_tensors, struct flaxdrm_cost *cost);
+
+/* The sum of flaxdrm_op_cost() over a program's ops. */
+void flaxdrm_program_cost(const struct drm_flaxdrm_op *ops, __u32 num_ops,
+			  const struct drm_flaxdrm_tensor *tensors,
+			  __u32 num_tensors, struct flaxdrm_cost *cost);
+
 #ifdef __cplusplus
 }
 #endif

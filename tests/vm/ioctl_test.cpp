@@ -1293,6 +1293,193 @@ TEST_F(Ioctl, EngineIoctlsNeedPrivilegeOnPrimaryNode) {
   EXPECT_EQ(Err(primary.get(), DRM_IOCTL_FLAXDRM_GET_PARAM, &p), 0);
 }
 
+// ------------------------------------------------------------ profiling
+
+// the values of a perfmon; empty when GET_VALUES fails
+std::vector<uint64_t> PerfmonValues(int fd, uint32_t handle, uint32_t count) {
+  std::vector<uint64_t> v(count, ~0ull);
+  drm_flaxdrm_perfmon_get_values g{};
+  g.handle = handle;
+  g.values = reinterpret_cast<uintptr_t>(v.data());
+  g.num_values = count;
+  if (Err(fd, DRM_IOCTL_FLAXDRM_PERFMON_GET_VALUES, &g))
+    return {};
+  return v;
+}
+
+int PerfmonCreate(int fd, const std::vector<uint32_t> &ids, uint32_t *handle) {
+  drm_flaxdrm_perfmon_create c{};
+  c.counters = reinterpret_cast<uintptr_t>(ids.data());
+  c.num_counters = static_cast<uint32_t>(ids.size());
+  int err = Err(fd, DRM_IOCTL_FLAXDRM_PERFMON_CREATE, &c);
+  *handle = c.handle;
+  return err;
+}
+
+int PerfmonDestroy(int fd, uint32_t handle) {
+  drm_flaxdrm_perfmon_destroy d{};
+  d.handle = handle;
+  return Err(fd, DRM_IOCTL_FLAXDRM_PERFMON_DESTROY, &d);
+}
+
+// every counter, in id order
+std::vector<uint32_t> AllCounters() {
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < FLAXDRM_COUNTER_COUNT; i++)
+    ids.push_back(i);
+  return ids;
+}
+
+// The Dense model's work (see flaxdrm_rules.h): Dense 2*M*K*N plus M*N for
+// the bias, relu one per element; bytes are the operands' sizes.
+constexpr uint64_t kDenseFlops =
+    2ull * kBatch * kIn * kOut + kBatch * kOut + kBatch * kOut;
+constexpr uint64_t kDenseBytesRead =
+    4ull * (kBatch * kIn + kIn * kOut + kOut) + 4ull * kBatch * kOut;
+constexpr uint64_t kDenseBytesWritten = 2 * 4ull * kBatch * kOut;
+
+using Perfmon = Ioctl;
+
+TEST_F(Perfmon, CounterQuery) {
+  ASSERT_EQ(GetParam(fd(), FLAXDRM_PARAM_NUM_COUNTERS),
+            uint64_t{FLAXDRM_COUNTER_COUNT});
+  for (uint32_t id = 0; id < FLAXDRM_COUNTER_COUNT; id++) {
+    drm_flaxdrm_counter_query q{};
+    memset(q.name, 'x', sizeof(q.name));
+    q.id = id;
+    ASSERT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_COUNTER_QUERY, &q), 0) << id;
+    EXPECT_GT(strnlen(q.name, sizeof(q.name)), 0u) << id;
+    EXPECT_LT(strnlen(q.name, sizeof(q.name)), sizeof(q.name)) << id;
+    EXPECT_GT(strnlen(q.unit, sizeof(q.unit)), 0u) << id;
+    EXPECT_LT(strnlen(q.unit, sizeof(q.unit)), sizeof(q.unit)) << id;
+    EXPECT_GT(strnlen(q.description, sizeof(q.description)), 0u) << id;
+    EXPECT_LT(strnlen(q.description, sizeof(q.description)),
+              sizeof(q.description))
+        << id;
+    // zero-filled after the NUL
+    size_t n = strlen(q.name);
+    for (size_t i = n; i < sizeof(q.name); i++)
+      EXPECT_EQ(q.name[i], 0) << id;
+  }
+  drm_flaxdrm_counter_query q{};
+  q.id = FLAXDRM_COUNTER_FLOPS;
+  ASSERT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_COUNTER_QUERY, &q), 0);
+  EXPECT_STREQ(q.unit, "flop");
+  q = {};
+  q.id = FLAXDRM_COUNTER_COUNT;  // past the end
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_COUNTER_QUERY, &q), EINVAL);
+  q = {};
+  q.flags = 1;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_COUNTER_QUERY, &q), EINVAL);
+}
+
+TEST_F(Perfmon, CreateRefusals) {
+  uint32_t h = 0;
+  EXPECT_EQ(PerfmonCreate(fd(), {}, &h), EINVAL);
+  std::vector<uint32_t> many(FLAXDRM_MAX_PERFMON_COUNTERS + 1, 0);
+  for (uint32_t i = 0; i < many.size(); i++)
+    many[i] = i % FLAXDRM_COUNTER_COUNT;
+  EXPECT_EQ(PerfmonCreate(fd(), many, &h), EINVAL);
+  EXPECT_EQ(PerfmonCreate(fd(), {FLAXDRM_COUNTER_COUNT}, &h), EINVAL);
+  EXPECT_EQ(PerfmonCreate(fd(), {0, 0xffffffffu}, &h), EINVAL);
+  // each counter at most once
+  EXPECT_EQ(PerfmonCreate(fd(), {FLAXDRM_COUNTER_FLOPS, 1,
+                                 FLAXDRM_COUNTER_FLOPS}, &h),
+            EINVAL);
+  std::vector<uint32_t> ids = {0, 1};
+  drm_flaxdrm_perfmon_create c{};
+  c.counters = reinterpret_cast<uintptr_t>(ids.data());
+  c.num_counters = 2;
+  c.flags = 1;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_CREATE, &c), EINVAL);
+  c.flags = 0;
+  c.pad = 1;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_CREATE, &c), EINVAL);
+  c.pad = 0;
+  c.counters = 8;  // a bad pointer
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_CREATE, &c), EFAULT);
+  // the most counters a perfmon takes, every one of them
+  EXPECT_EQ(PerfmonCreate(fd(), AllCounters(), &h), 0);
+  EXPECT_NE(h, 0u);
+  EXPECT_EQ(PerfmonDestroy(fd(), h), 0);
+}
+
+TEST_F(Perfmon, GetValuesAndDestroy) {
+  uint32_t h = 0;
+  ASSERT_EQ(PerfmonCreate(fd(), {FLAXDRM_COUNTER_FLOPS,
+                                 FLAXDRM_COUNTER_JOBS_COMPLETED,
+                                 FLAXDRM_COUNTER_ERRORS}, &h),
+            0);
+  EXPECT_EQ(PerfmonValues(fd(), h, 3), std::vector<uint64_t>(3, 0));
+  // wrong count, flags, pad, bad pointer
+  std::vector<uint64_t> v(4);
+  drm_flaxdrm_perfmon_get_values g{};
+  g.handle = h;
+  g.values = reinterpret_cast<uintptr_t>(v.data());
+  g.num_values = 2;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_GET_VALUES, &g), EINVAL);
+  g.num_values = 4;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_GET_VALUES, &g), EINVAL);
+  g.num_values = 3;
+  g.flags = 1;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_GET_VALUES, &g), EINVAL);
+  g.flags = 0;
+  g.pad = 1;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_GET_VALUES, &g), EINVAL);
+  g.pad = 0;
+  g.values = 8;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_GET_VALUES, &g), EFAULT);
+  drm_flaxdrm_perfmon_destroy d{};
+  d.handle = h;
+  d.pad = 1;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_PERFMON_DESTROY, &d), EINVAL);
+
+  // another file does not see it
+  EXPECT_TRUE(PerfmonValues(other(), h, 3).empty());
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_EQ(PerfmonDestroy(other(), h), ENOENT);
+
+  EXPECT_EQ(PerfmonDestroy(fd(), h), 0);
+  // use after destroy
+  EXPECT_TRUE(PerfmonValues(fd(), h, 3).empty());
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_EQ(PerfmonDestroy(fd(), h), ENOENT);
+  EXPECT_EQ(PerfmonDestroy(fd(), 0), ENOENT);
+}
+
+TEST_F(Perfmon, SubmitWithUnknownOrForeignPerfmon) {
+  // ENOENT comes before ENODEV: no engine is needed
+  DenseModel m = MakeDense(fd());
+  uint32_t io_bo = BoCreate(fd(), 4096);
+  uint32_t theirs = 0, mine = 0;
+  ASSERT_EQ(PerfmonCreate(other(), {0}, &theirs), 0);
+  ASSERT_EQ(PerfmonCreate(fd(), {0}, &mine), 0);
+  ASSERT_EQ(PerfmonDestroy(fd(), mine), 0);
+  for (uint32_t h : {theirs, mine, 12345u}) {
+    Submit s(FLAXDRM_JOB_CALL, m.root, m.program);
+    s.Bind(0, io_bo, 0);
+    s.Bind(4, io_bo, 1024);
+    s.args.perfmon = h;
+    EXPECT_EQ(s.Run(fd()), ENOENT) << h;
+    Submit setup(FLAXDRM_JOB_SETUP, m.root);
+    setup.args.perfmon = h;
+    EXPECT_EQ(setup.Run(fd()), ENOENT) << h;
+  }
+}
+
+using JobQuery = Ioctl;
+
+TEST_F(JobQuery, Refusals) {
+  drm_flaxdrm_job_query q{};
+  q.job_id = 0;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), ENOENT);
+  q.job_id = ~0ull;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), ENOENT);
+  q.job_id = 1;
+  q.flags = 1;
+  EXPECT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), EINVAL);
+}
+
 // ------------------------------------------------------------ EngineJobs
 
 class EngineJobs : public ::testing::Test {
@@ -1503,6 +1690,101 @@ TEST_F(EngineJobs, CloseWithJobsInFlight) {
     }
   }
   EXPECT_TRUE(EngineAttached());
+}
+
+TEST_F(EngineJobs, PerfmonCountsCalls) {
+  DenseModel m = MakeDense(fd());
+  uint32_t io_bo = BoCreate(fd(), 4096);
+  FillDense(fd(), m, io_bo);
+  std::vector<uint32_t> ids = AllCounters();
+  uint32_t pm = 0;
+  ASSERT_EQ(PerfmonCreate(fd(), ids, &pm), 0);
+  uint32_t sync = 0;
+  ASSERT_EQ(drmSyncobjCreate(fd(), 0, &sync), 0);
+
+  // setup outside the perfmon: only the calls count
+  Submit setup(FLAXDRM_JOB_SETUP, m.root);
+  setup.args.out_sync.handle = sync;
+  ASSERT_EQ(setup.Run(fd()), 0);
+  ASSERT_TRUE(WaitSyncobj(fd(), sync));
+
+  constexpr int kCalls = 3;
+  uint64_t wall_ns = 0, last_id = 0;
+  std::vector<uint64_t> prev(ids.size(), 0);
+  for (int i = 0; i < kCalls; i++) {
+    Submit call(FLAXDRM_JOB_CALL, m.root, m.program);
+    call.Bind(0, io_bo, 0);
+    call.Bind(4, io_bo, 1024);
+    call.args.out_sync.handle = sync;
+    call.args.perfmon = pm;
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(call.Run(fd()), 0);
+    ASSERT_TRUE(WaitSyncobj(fd(), sync));
+    wall_ns += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::steady_clock::now() - t0)
+            .count());
+    EXPECT_EQ(FenceStatus(fd(), sync), 1);
+    last_id = call.args.job_id;
+    std::vector<uint64_t> v = PerfmonValues(fd(), pm, ids.size());
+    ASSERT_EQ(v.size(), ids.size());
+    for (size_t c = 0; c < v.size(); c++)
+      EXPECT_GE(v[c], prev[c]) << "counter " << c << " decreased";
+    prev = v;
+  }
+  const std::vector<uint64_t> &v = prev;
+  EXPECT_EQ(v[FLAXDRM_COUNTER_JOBS_COMPLETED], uint64_t{kCalls});
+  EXPECT_EQ(v[FLAXDRM_COUNTER_ERRORS], 0u);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_OPS_EXECUTED], 2u * kCalls);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_FLOPS], kDenseFlops * kCalls);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_BYTES_READ], kDenseBytesRead * kCalls);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_BYTES_WRITTEN], kDenseBytesWritten * kCalls);
+  EXPECT_GT(v[FLAXDRM_COUNTER_ENGINE_EXEC_NS], 0u);
+  EXPECT_LE(v[FLAXDRM_COUNTER_ENGINE_EXEC_NS], wall_ns);
+  EXPECT_GT(v[FLAXDRM_COUNTER_QUEUE_WAIT_NS], 0u);
+  EXPECT_LE(v[FLAXDRM_COUNTER_QUEUE_WAIT_NS], wall_ns);
+  // lavapipe has pipeline statistics: the engine reports invocations
+  EXPECT_GT(v[FLAXDRM_COUNTER_SHADER_INVOCATIONS], 0u);
+
+  // the last call's record, with one timing per op
+  std::vector<drm_flaxdrm_op_timing> t(8);
+  drm_flaxdrm_job_query q{};
+  q.job_id = last_id;
+  q.op_timings = reinterpret_cast<uintptr_t>(t.data());
+  q.num_op_timings = static_cast<uint32_t>(t.size());
+  ASSERT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), 0);
+  EXPECT_EQ(q.status, 0);
+  EXPECT_EQ(q.op, uint32_t{FLAXDRM_JOB_CALL});
+  EXPECT_EQ(q.flops, kDenseFlops);
+  EXPECT_EQ(q.bytes_read, kDenseBytesRead);
+  EXPECT_EQ(q.bytes_written, kDenseBytesWritten);
+  EXPECT_GT(q.exec_ns, 0u);
+  EXPECT_GT(q.queue_ns, 0u);
+  EXPECT_LE(q.exec_ns, wall_ns);
+  EXPECT_GT(q.shader_invocations, 0u);
+  ASSERT_EQ(q.num_op_timings, 2u);
+  for (uint32_t i = 0; i < 2; i++) {
+    EXPECT_EQ(t[i].op_index, i);
+    EXPECT_EQ(t[i].opcode, m.ops[i].opcode);
+    EXPECT_LE(t[i].start_ns, t[i].end_ns) << i;
+  }
+  // the setup is in the history too, without timings
+  q = {};
+  q.job_id = setup.args.job_id;
+  ASSERT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), 0);
+  EXPECT_EQ(q.op, uint32_t{FLAXDRM_JOB_SETUP});
+  EXPECT_EQ(q.num_op_timings, 0u);
+  EXPECT_EQ(q.flops, 0u);
+
+  // fdinfo counts every finished job of the file
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd()));
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("flaxdrm-jobs-completed:\t" + std::to_string(kCalls + 1)),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("flaxdrm-jobs-failed:\t0"), std::string::npos) << text;
+  EXPECT_EQ(PerfmonDestroy(fd(), pm), 0);
 }
 
 // ------------------------------------------------------------ EngineLink
@@ -2023,6 +2305,167 @@ TEST_F(EngineLink, BlockingFetchWakesOnSubmit) {
   EXPECT_EQ(f.job_id, id);
   EXPECT_LT(waited, std::chrono::seconds(8));
   EXPECT_EQ(Complete(id, 0), 0);
+}
+
+TEST_F(EngineLink, PerfmonAndJobQuery) {
+  std::vector<uint32_t> ids = AllCounters();
+  uint32_t pm = 0;
+  ASSERT_EQ(PerfmonCreate(client(), ids, &pm), 0);
+  Submit call(FLAXDRM_JOB_CALL, m_.root, m_.program);
+  call.Bind(0, io_bo_, 0);
+  call.Bind(4, io_bo_, 1024);
+  call.args.perfmon = pm;
+  ASSERT_EQ(call.Run(client()), 0);
+  uint64_t id = call.args.job_id;
+
+  // unfinished: EBUSY for its file, ENOENT for another
+  drm_flaxdrm_job_query q{};
+  q.job_id = id;
+  EXPECT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), EBUSY);
+  Fd other = OpenRender();
+  EXPECT_EQ(Err(other.get(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), ENOENT);
+  std::vector<uint8_t> buf;
+  ASSERT_EQ(Fetch(&buf), id);
+  EXPECT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), EBUSY);
+
+  // COMPLETE's profile: one timing per op, op_index in range
+  std::vector<drm_flaxdrm_op_timing> t = {
+      {0, FLAXDRM_OP_DENSE, 10, 400},
+      {1, FLAXDRM_OP_RELU, 400, 900},
+      {1, FLAXDRM_OP_RELU, 0, 0},
+  };
+  drm_flaxdrm_engine_complete c{};
+  c.job_id = id;
+  c.exec_ns = 5000;
+  c.shader_invocations = 77;
+  c.op_timings = reinterpret_cast<uintptr_t>(t.data());
+  c.num_op_timings = 1;  // not the op count
+  EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EINVAL);
+  c.num_op_timings = 3;
+  EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EINVAL);
+  c.num_op_timings = FLAXDRM_MAX_OPS + 1;
+  EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EINVAL);
+  c.num_op_timings = 0;  // a pointer without a count
+  EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EINVAL);
+  c.num_op_timings = 2;
+  c.op_timings = 8;
+  EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EFAULT);
+  c.op_timings = reinterpret_cast<uintptr_t>(t.data());
+  t[1].op_index = 2;
+  EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EINVAL);
+  t[1].op_index = 1;
+  c.pad = 1;
+  EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), EINVAL);
+  c.pad = 0;
+  // the refusals left the job in flight
+  EXPECT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), EBUSY);
+  ASSERT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &c), 0);
+
+  // the record: capacity 1 gets one timing and the count 2
+  std::vector<drm_flaxdrm_op_timing> got(2);
+  q = {};
+  q.job_id = id;
+  q.op_timings = reinterpret_cast<uintptr_t>(got.data());
+  q.num_op_timings = 1;
+  ASSERT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), 0);
+  EXPECT_EQ(q.num_op_timings, 2u);
+  EXPECT_EQ(got[0].op_index, 0u);
+  EXPECT_EQ(got[0].end_ns, 400u);
+  EXPECT_EQ(got[1].op_index, 0u);  // not written
+  EXPECT_EQ(q.status, 0);
+  EXPECT_EQ(q.op, uint32_t{FLAXDRM_JOB_CALL});
+  EXPECT_EQ(q.exec_ns, 5000u);
+  EXPECT_EQ(q.shader_invocations, 77u);
+  EXPECT_EQ(q.flops, kDenseFlops);
+  EXPECT_EQ(q.bytes_read, kDenseBytesRead);
+  EXPECT_EQ(q.bytes_written, kDenseBytesWritten);
+  EXPECT_GT(q.queue_ns, 0u);
+  q.num_op_timings = 2;
+  ASSERT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), 0);
+  EXPECT_EQ(got[1].op_index, 1u);
+  EXPECT_EQ(got[1].start_ns, 400u);
+  EXPECT_EQ(got[1].end_ns, 900u);
+  q.op_timings = 8;  // a bad pointer
+  EXPECT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), EFAULT);
+  q.op_timings = 0;  // no buffer: the count only
+  q.num_op_timings = 5;
+  ASSERT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), 0);
+  EXPECT_EQ(q.num_op_timings, 2u);
+  // another file's job
+  EXPECT_EQ(Err(other.get(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), ENOENT);
+
+  std::vector<uint64_t> v = PerfmonValues(client(), pm, ids.size());
+  ASSERT_EQ(v.size(), ids.size());
+  EXPECT_EQ(v[FLAXDRM_COUNTER_JOBS_COMPLETED], 1u);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_ENGINE_EXEC_NS], 5000u);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_SHADER_INVOCATIONS], 77u);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_FLOPS], kDenseFlops);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_OPS_EXECUTED], 2u);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_ERRORS], 0u);
+  EXPECT_EQ(v[FLAXDRM_COUNTER_QUEUE_WAIT_NS], q.queue_ns);
+
+  // a failed job counts as completed and as an error, its work does not
+  uint32_t s = 0;
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &s), 0);
+  call.args.out_sync.handle = s;
+  ASSERT_EQ(call.Run(client()), 0);
+  ASSERT_EQ(Fetch(&buf), call.args.job_id);
+  ASSERT_EQ(Complete(call.args.job_id, -EIO), 0);
+  ASSERT_TRUE(WaitSyncobj(client(), s, 10000));
+  std::vector<uint64_t> w = PerfmonValues(client(), pm, ids.size());
+  ASSERT_EQ(w.size(), ids.size());
+  EXPECT_EQ(w[FLAXDRM_COUNTER_JOBS_COMPLETED], 2u);
+  EXPECT_EQ(w[FLAXDRM_COUNTER_ERRORS], 1u);
+  EXPECT_EQ(w[FLAXDRM_COUNTER_FLOPS], kDenseFlops);
+  EXPECT_EQ(w[FLAXDRM_COUNTER_ENGINE_EXEC_NS], 6000u);
+  for (size_t i = 0; i < w.size(); i++)
+    EXPECT_GE(w[i], v[i]) << i;
+  q = {};
+  q.job_id = call.args.job_id;
+  ASSERT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), 0);
+  EXPECT_EQ(q.status, -EIO);
+  EXPECT_EQ(q.num_op_timings, 0u);
+
+  // a job keeps its destroyed perfmon alive
+  ASSERT_EQ(call.Run(client()), 0);
+  ASSERT_EQ(PerfmonDestroy(client(), pm), 0);
+  EXPECT_TRUE(PerfmonValues(client(), pm, ids.size()).empty());
+  ASSERT_EQ(Fetch(&buf), call.args.job_id);
+  ASSERT_EQ(Complete(call.args.job_id, 0), 0);
+  ASSERT_TRUE(WaitSyncobj(client(), s, 10000));
+  // and a new submit with it is refused
+  EXPECT_EQ(call.Run(client()), ENOENT);
+}
+
+TEST_F(EngineLink, JobHistoryKeepsTheLastJobs) {
+  // a file remembers its last FLAXDRM_JOB_HISTORY finished jobs
+  std::vector<uint8_t> buf;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < FLAXDRM_JOB_HISTORY + 2; i++) {
+    ids.push_back(SubmitCall());
+    ASSERT_EQ(Fetch(&buf), ids.back());
+    ASSERT_EQ(Complete(ids.back(), i == 3 ? -EINVAL : 0), 0);
+  }
+  drm_flaxdrm_job_query q{};
+  // the two oldest are forgotten
+  for (int i = 0; i < 2; i++) {
+    q.job_id = ids[i];
+    EXPECT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), ENOENT) << i;
+  }
+  for (size_t i = 2; i < ids.size(); i++) {
+    q = {};
+    q.job_id = ids[i];
+    EXPECT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), 0) << i;
+    EXPECT_EQ(q.status, i == 3 ? -EINVAL : 0) << i;
+  }
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(client()));
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("flaxdrm-jobs-completed:\t" +
+                      std::to_string(FLAXDRM_JOB_HISTORY + 2)),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("flaxdrm-jobs-failed:\t1"), std::string::npos) << text;
 }
 
 }  // namespace

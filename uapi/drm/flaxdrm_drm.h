@@ -432,8 +432,12 @@ struct drm_flaxdrm_op_timing {
 
 /*
  * The outcome of a job this file submitted. The kernel keeps the last
- * FLAXDRM_JOB_HISTORY completed jobs per file; an older or unknown job_id,
- * or one still running, is ENOENT or EBUSY respectively.
+ * FLAXDRM_JOB_HISTORY completed jobs per file; an older or unknown job_id
+ * (another file's job included) is ENOENT, one of this file still queued
+ * or running is EBUSY. Up to num_op_timings entries are copied to
+ * op_timings (none when it is 0) and num_op_timings is set to the number
+ * the job has: the engine's, 0 when it reported none (always for SETUP
+ * and CLEANUP). A bad op_timings pointer is EFAULT.
  */
 #define FLAXDRM_JOB_HISTORY	64
 
@@ -452,10 +456,17 @@ struct drm_flaxdrm_job_query {
 	__u64 bytes_written;	/* out: derived from the program's shapes */
 };
 
-/* Perf counter ids; FLAXDRM_PARAM_NUM_COUNTERS says how many exist. */
+/*
+ * Perf counter ids; FLAXDRM_PARAM_NUM_COUNTERS says how many exist. A job
+ * counts once its result is known (completed, failed, timed out, or failed
+ * by the engine's death). Bytes, FLOPs and ops count the work of the jobs
+ * that succeeded, derived from the program's shapes (a Dense layer is
+ * 2*M*K*N FLOPs plus M*N for its bias, an elementwise op a fixed number
+ * per output element; bytes are the operands' sizes).
+ */
 enum flaxdrm_counter {
 	FLAXDRM_COUNTER_JOBS_COMPLETED = 0,	/* jobs, errors included */
-	FLAXDRM_COUNTER_QUEUE_WAIT_NS = 1,	/* submit to run */
+	FLAXDRM_COUNTER_QUEUE_WAIT_NS = 1,	/* submit to ENGINE_FETCH */
 	FLAXDRM_COUNTER_ENGINE_EXEC_NS = 2,
 	FLAXDRM_COUNTER_SHADER_INVOCATIONS = 3,
 	FLAXDRM_COUNTER_BYTES_READ = 4,
@@ -468,7 +479,10 @@ enum flaxdrm_counter {
 
 #define FLAXDRM_MAX_PERFMON_COUNTERS	32
 
-/* Names a counter: query by id, 0..FLAXDRM_PARAM_NUM_COUNTERS-1. */
+/*
+ * Names a counter: query by id, 0..FLAXDRM_PARAM_NUM_COUNTERS-1; an id past
+ * the end is EINVAL. The strings are NUL-terminated and zero-filled.
+ */
 struct drm_flaxdrm_counter_query {
 	__u32 id;		/* in */
 	__u32 flags;		/* in: must be zero */
@@ -479,7 +493,14 @@ struct drm_flaxdrm_counter_query {
 
 /*
  * A perfmon counts the listed counters over every job submitted with it,
- * from creation on. Values are 64-bit and never decrease.
+ * from creation on. Values are 64-bit and never decrease. Each id must be
+ * below FLAXDRM_COUNTER_COUNT and listed at most once (EINVAL); a bad
+ * counters pointer is EFAULT; a file has at most 1024 perfmons (ENOSPC).
+ * Perfmons belong to their file: another file's handle is ENOENT, for
+ * SUBMIT too. DESTROY of an unknown handle is ENOENT; jobs submitted with
+ * a destroyed perfmon still count in it, but it can no longer be read or
+ * named at SUBMIT (ENOENT). GET_VALUES with num_values other than the
+ * perfmon's count is EINVAL; values[i] is the counter counters[i].
  */
 struct drm_flaxdrm_perfmon_create {
 	__u64 counters;		/* in: pointer to __u32 ids */
@@ -586,7 +607,10 @@ struct drm_flaxdrm_engine_complete {
 	/*
 	 * in: pointer to struct drm_flaxdrm_op_timing[num_op_timings], one
 	 * per op of a CALL in program order (0 entries when the device has
-	 * no timestamps); the kernel keeps them for JOB_QUERY.
+	 * no timestamps); the kernel keeps them for JOB_QUERY. A count other
+	 * than 0 or the job's op count, a pointer without a count, or an
+	 * op_index out of range is EINVAL, a bad pointer EFAULT; a refused
+	 * COMPLETE leaves the job with the engine.
 	 */
 	__u64 op_timings;
 	__u32 num_op_timings;	/* in: 0 or the program's op count */
