@@ -69,7 +69,8 @@ int install_filter()
 		       SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise),
 		       SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday),
 		       SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(poll), SCMP_SYS(ppoll),
-		       SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(getpid), SCMP_SYS(gettid),
+		       SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(sigaltstack),
+		       SCMP_SYS(getpid), SCMP_SYS(gettid),
 		       SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
 		       SCMP_SYS(getrandom), SCMP_SYS(sched_yield), SCMP_SYS(restart_syscall), SCMP_SYS(exit),
 		       SCMP_SYS(exit_group)})

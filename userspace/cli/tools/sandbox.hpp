@@ -10,7 +10,8 @@
 // refused with a readable error. Allowed: read/write (and the v/p variants)
 // and close on held fds, fstat, lseek, ioctl of the DRM ('d') and sync_file
 // ('>') types only, memory (mmap, munmap, mprotect, mremap, brk, madvise),
-// futex, clocks and sleeps, poll/ppoll, signal return and masks, tgkill of
+// futex, clocks and sleeps, poll/ppoll, signal return and masks,
+// sigaltstack (ASan queries it before every noreturn call), tgkill of
 // itself (abort), getpid/gettid/get*id, getrandom, sched_yield, exit and
 // exit_group. Non-native syscall ABIs are killed (libseccomp's default).
 #pragma once
