@@ -465,3 +465,16 @@ TEST(FlaxModule, SymbolicCallOfUnboundModule)
 	Value x = t.input({2, 4}, FLAXDRM_DTYPE_F32);
 	EXPECT_THAT(error_of<UnboundModuleError>([&] { d(x); }), HasSubstr("unbound module Dense"));
 }
+
+TEST(FlaxModule, Tabulate)
+{
+	Compact m;
+	std::string t = m.tabulate(PRNGKey(0), {X});
+	EXPECT_THAT(t, HasSubstr("Compact Summary"));
+	EXPECT_THAT(t, HasSubstr("| Dense_0 "));
+	EXPECT_THAT(t, HasSubstr("bias: (8,) kernel: (4, 8)"));
+	EXPECT_THAT(t, HasSubstr("| LayerNorm_0 | LayerNorm"));
+	// 4*8+8 + 8*8+8 + 8+8 + 8*3+3 = 155
+	EXPECT_THAT(t, HasSubstr("Total Parameters: 155"));
+	std::cout << t;
+}

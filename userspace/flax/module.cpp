@@ -984,4 +984,70 @@ const Trace* Module::last_trace() const
 	return session_ ? session_->last_trace.get() : nullptr;
 }
 
+std::string Module::tabulate(Key rng, const std::vector<Array>& inputs)
+{
+	const Variables v = init(rng, inputs);
+	auto s = session();
+	struct Row {
+		std::string path, cls, params;
+		uint64_t count = 0;
+	};
+	std::vector<Row> rows;
+	uint64_t total = 0;
+	std::map<std::string, uint64_t> per_collection;
+	for (const ScopeInfo& sc : s->scopes) {
+		Row r{sc.path.empty() ? "" : sc.path, sc.class_name, {}, 0};
+		for (const auto& [p, var] : v) {
+			const std::string col = collection_of(p);
+			std::string rest = p.substr(col.size() + 1);
+			const std::string prefix = sc.path.empty() ? "" : sc.path + "/";
+			if (rest.compare(0, prefix.size(), prefix) != 0)
+				continue;
+			rest = rest.substr(prefix.size());
+			if (rest.find('/') != std::string::npos)
+				continue;
+			const uint64_t n = num_elements(var.value.shape);
+			r.params += (r.params.empty() ? "" : " ") + (col == "params" ? "" : col + "/") + rest + ": " +
+				    shape_str(var.value.shape);
+			r.count += n;
+			per_collection[col] += n;
+			total += n;
+		}
+		rows.push_back(r);
+	}
+	auto commas = [](uint64_t n) {
+		std::string d = std::to_string(n), o;
+		for (std::size_t i = 0; i < d.size(); i++) {
+			if (i && (d.size() - i) % 3 == 0)
+				o += ',';
+			o += d[i];
+		}
+		return o;
+	};
+	std::size_t w0 = 4, w1 = 6, w2 = 9, w3 = 5;
+	for (const Row& r : rows) {
+		w0 = std::max(w0, r.path.size());
+		w1 = std::max(w1, r.cls.size());
+		w2 = std::max(w2, r.params.size());
+		w3 = std::max(w3, commas(r.count).size());
+	}
+	auto pad = [](const std::string& x, std::size_t w) { return x + std::string(w - x.size(), ' '); };
+	auto line = [&](char c) {
+		return "+" + std::string(w0 + 2, c) + "+" + std::string(w1 + 2, c) + "+" + std::string(w2 + 2, c) + "+" +
+		       std::string(w3 + 2, c) + "+\n";
+	};
+	std::string out = class_name_ + " Summary\n" + line('-');
+	out += "| " + pad("path", w0) + " | " + pad("module", w1) + " | " + pad("variables", w2) + " | " +
+	       pad("count", w3) + " |\n" + line('=');
+	for (const Row& r : rows)
+		out += "| " + pad(r.path, w0) + " | " + pad(r.cls, w1) + " | " + pad(r.params, w2) + " | " +
+		       pad(r.count ? commas(r.count) : "", w3) + " |\n";
+	out += line('-');
+	for (const auto& [c, n] : per_collection)
+		out += "Total " + c + ": " + commas(n) + "\n";
+	out += "Total Parameters: " + commas(per_collection["params"]) + "\n";
+	(void)total;
+	return out;
+}
+
 } // namespace flaxdrm::flax
