@@ -4,6 +4,7 @@
   layers_reference.py --list             the case names
   layers_reference.py CASE OUTDIR        writes OUTDIR/{model.json, params.msgpack,
                                          params.safetensors, input.npy, expected.npy}
+                                         (expected.npy: the float64 reference as float32)
 
 Variables are random (seeded per case) and named as Flax names them; the
 expected output is computed in float64 with torch and numpy, independently
@@ -389,7 +390,7 @@ def main(argv):
     with open(os.path.join(out, "params.safetensors"), "wb") as f:
         f.write(safetensors_bytes(c.vars))
     np.save(os.path.join(out, "input.npy"), x)
-    np.save(os.path.join(out, "expected.npy"), np.asarray(y, dtype=np.float64))
+    np.save(os.path.join(out, "expected.npy"), np.asarray(y, dtype=np.float32))
     return 0
 
 
