@@ -33,6 +33,7 @@
 #include "flaxdrm/npy.hpp"
 #include "flaxdrm/op_costs.hpp"
 #include "flaxdrm/variables.hpp"
+#include "flaxdrm_rules.h"
 #include "tools/fdinfo.hpp"
 #include "tools/profile_report.hpp"
 #include "tools/sandbox.hpp"
@@ -267,6 +268,49 @@ TEST(OpCosts, ElementwiseNormsPoolsAndLayout)
 	EXPECT_EQ(op_cost(op(FLAXDRM_OP_MAX_POOL, {0}, {1}, {2, 2, 2, 2}), p).flops, 12u * 4);
 	// operands out of range count as empty rather than crash
 	EXPECT_EQ(op_cost(op(FLAXDRM_OP_DENSE, {90, 91}, {92}), t).flops, 0u);
+}
+
+// The kernel computes the same costs for JOB_QUERY and its counters
+// (drm/flaxdrm_rules_cost.c): the two must agree op for op.
+TEST(OpCosts, AgreeWithTheKernelRules)
+{
+	std::vector<drm_flaxdrm_tensor> t = {tensor({8, 32}),      tensor({32, 64}),       tensor({64}),
+					     tensor({8, 64}),      tensor({1, 5, 5, 3}),   tensor({3, 3, 3, 4}),
+					     tensor({4}),          tensor({1, 3, 3, 4}),   tensor({1, 2, 2, 4}),
+					     tensor({1, 3, 2, 4}), tensor({1, 3, 2, 6}),   tensor({1, 2, 2, 6}),
+					     tensor({5}, FLAXDRM_DTYPE_I32), tensor({7, 10}), tensor({5, 10}),
+					     tensor({1, 2, 2, 3}), tensor({512}),          tensor({8, 16})};
+	std::vector<drm_flaxdrm_op> ops = {
+		op(FLAXDRM_OP_DENSE, {0, 1, 2}, {3}),
+		op(FLAXDRM_OP_DENSE, {0, 1}, {3}),
+		op(FLAXDRM_OP_CONV, {4, 5, 6}, {7}),
+		op(FLAXDRM_OP_ATTENTION, {8, 9, 10}, {11}),
+		op(FLAXDRM_OP_EMBED, {12, 13}, {14}),
+		op(FLAXDRM_OP_MAX_POOL, {4}, {15}, {2, 2, 2, 2}),
+		op(FLAXDRM_OP_AVG_POOL, {4}, {15}, {2, 2, 2, 2, 0, 0, 0, 0, 1}),
+		op(FLAXDRM_OP_LAYER_NORM, {3, 2, 2}, {3}, {0, 1, FLAXDRM_NORM_SCALE | FLAXDRM_NORM_BIAS}),
+		op(FLAXDRM_OP_RMS_NORM, {3, 2}, {3}, {0, 1, FLAXDRM_NORM_SCALE}),
+		op(FLAXDRM_OP_BATCH_NORM, {3, 2, 2}, {3}, {0, 0, 0}),
+		op(FLAXDRM_OP_ADD, {3, 2}, {3}),
+		op(FLAXDRM_OP_RELU, {3}, {3}),
+		op(FLAXDRM_OP_GELU, {3}, {3}, {1}),
+		op(FLAXDRM_OP_SILU, {3}, {3}),
+		op(FLAXDRM_OP_SOFTMAX, {3}, {3}),
+		op(FLAXDRM_OP_DROPOUT, {3}, {3}),
+		op(FLAXDRM_OP_REDUCE_MEAN, {3}, {2}, {1}),
+		op(FLAXDRM_OP_RESHAPE, {3}, {16}),
+		op(FLAXDRM_OP_SLICE, {3}, {17}),
+		op(FLAXDRM_OP_TRANSPOSE, {3}, {3}),
+	};
+	for (const auto& o : ops) {
+		OpCost mine = op_cost(o, t);
+		flaxdrm_cost kernel{};
+		flaxdrm_op_cost(&o, t.data(), uint32_t(t.size()), &kernel);
+		SCOPED_TRACE(flaxdrm_op_name(o.opcode));
+		EXPECT_EQ(mine.flops, kernel.flops);
+		EXPECT_EQ(mine.bytes_read, kernel.bytes_read);
+		EXPECT_EQ(mine.bytes_written, kernel.bytes_written);
+	}
 }
 
 // ------------------------------------------------------------ trace, table

@@ -140,7 +140,8 @@ std::vector<Client> scan(const std::string& proc_root, const std::string& driver
 				else if (key.rfind("drm-total-", 0) == 0 || key.rfind("drm-resident-", 0) == 0 ||
 					 key.rfind("drm-shared-", 0) == 0)
 					c.memory_bytes[key.substr(4)] = *q;
-				else if (key.rfind("flaxdrm-jobs", 0) == 0 && !c.jobs)
+				else if (key == "flaxdrm-jobs-completed" ||
+					 (key.rfind("flaxdrm-jobs", 0) == 0 && !kv.count("flaxdrm-jobs-completed") && !c.jobs))
 					c.jobs = *q;
 			}
 		}

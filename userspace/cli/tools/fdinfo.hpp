@@ -4,9 +4,10 @@
 // flaxdrm.ko prints, per open file: drm-driver, drm-client-id,
 // drm-engine-engine (ns of engine time, the engine is named "engine") and the
 // memory: drm-memory-system (KiB, kernels without drm_show_fdinfo) or the DRM
-// core's drm-total-/drm-shared-/drm-resident-... keys (6.5+). It prints no
-// job counter yet: jobs/s is shown when a flaxdrm-jobs* key exists and "-"
-// otherwise.
+// core's drm-total-/drm-shared-/drm-resident-... keys (6.5+), and
+// flaxdrm-jobs-completed / flaxdrm-jobs-failed: jobs/s comes from
+// flaxdrm-jobs-completed (any flaxdrm-jobs* key on other kernels) and is "-"
+// without one.
 #pragma once
 
 #include <cstdint>

@@ -100,8 +100,8 @@ std::string format_table(const std::vector<OpInfo>& ops, const std::vector<Run>&
 		double secs = total[i] / 1e9;
 		double flops = double(o.cost.flops) * calls;
 		double bytes = double(o.cost.bytes_read + o.cost.bytes_written) * calls;
-		std::string gflops = secs > 0 ? fmt("%9.2f", flops / secs / 1e9) : "        -";
-		std::string gbs = secs > 0 ? fmt("%9.2f", bytes / secs / 1e9) : "        -";
+		std::string gflops = secs > 0 ? fmt("%9.3g", flops / secs / 1e9) : "        -";
+		std::string gbs = secs > 0 ? fmt("%9.3g", bytes / secs / 1e9) : "        -";
 		std::snprintf(buf, sizeof(buf), "%3zu  %-12.12s %-28.28s %5llu %11.3f %10.1f %5.1f%% %s %s\n", i,
 			      o.name.c_str(), o.module.c_str(), (unsigned long long)calls, total[i] / 1e6,
 			      total[i] / 1e3 / calls, all ? 100.0 * total[i] / all : 0.0, gflops.c_str(), gbs.c_str());
@@ -112,7 +112,7 @@ std::string format_table(const std::vector<OpInfo>& ops, const std::vector<Run>&
 		flops_all += o.cost.flops;
 		bytes_all += o.cost.bytes_read + o.cost.bytes_written;
 	}
-	std::snprintf(buf, sizeof(buf), "%3s  %-12s %-28s %5llu %11.3f %10.1f %5.1f%% %9.2f %9.2f\n", "", "all ops",
+	std::snprintf(buf, sizeof(buf), "%3s  %-12s %-28s %5llu %11.3f %10.1f %5.1f%% %9.3g %9.3g\n", "", "all ops",
 		      "", (unsigned long long)calls, all / 1e6, all / 1e3 / calls, 100.0,
 		      all ? double(flops_all) * calls / all : 0.0, all ? double(bytes_all) * calls / all : 0.0);
 	out += buf;
