@@ -30,7 +30,7 @@ DEB_PACKAGES := build-essential cmake pkg-config ninja-build \
 	libmsgpack-cxx-dev nlohmann-json3-dev libcli11-dev libopenblas-dev \
 	libseccomp-dev python3-numpy python3-torch python3-sklearn python3-msgpack
 
-.PHONY: all deps module userspace sanitize test test-host test-vm demo bench \
+.PHONY: all deps module userspace vm-bundle sanitize test test-host test-vm demo bench \
 	checkpatch sparse check-kernel clean
 
 all: module userspace
@@ -64,7 +64,11 @@ userspace: $(CMAKE_RELEASE)/build.ninja
 	cmake --build $(CMAKE_RELEASE) -j $(JOBS)
 
 sanitize: $(CMAKE_SANITIZE)/build.ninja
-	cmake --build $(CMAKE_SANITIZE) -j $(JOBS)
+	cmake --build $(CMAKE_SANITIZE) -j $(JOBS) --target flaxdrm_host_tests
+
+# What a VM run needs: the tests, the flaxdrm tool and the engine.
+vm-bundle: $(CMAKE_RELEASE)/build.ninja
+	cmake --build $(CMAKE_RELEASE) -j $(JOBS) --target flaxdrm_vm_bundle
 
 test: test-host test-vm
 
@@ -75,10 +79,10 @@ test-host: sanitize
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		ctest --output-on-failure -L host
 
-test-vm: module userspace
+test-vm: module vm-bundle
 	KVER=$(KVER) FLAXDRM_REQUIRE_VM_TESTS=1 tests/vm/run-tests.sh
 
-demo: module userspace
+demo: module vm-bundle
 	KVER=$(KVER) examples/demo.sh
 
 bench: $(CMAKE_RELEASE)/build.ninja
