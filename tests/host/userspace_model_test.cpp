@@ -142,7 +142,7 @@ TEST(ModelErrors, SayWhatAndWhere)
 	EXPECT_THAT(error_of([] { parse(R"({"module": "Compact", "layers": [{"module": "Dens"}]})"); }),
 		    HasSubstr("m.json: $.layers[0]: unknown module \"Dens\""));
 	EXPECT_THAT(error_of([] { parse(R"({"module": "Compact", "layers": [{"module": "Conv"}]})"); }),
-		    HasSubstr("\"Conv\" is not supported yet"));
+		    HasSubstr("$.layers[0]: Conv needs \"features\""));
 	EXPECT_THAT(error_of([] { parse(R"({"module": "Sequential", "layers": [{"module": "Dense"}]})"); }),
 		    HasSubstr("$.layers[0]: Dense needs \"features\""));
 	EXPECT_THAT(error_of([] { parse(R"({"module": "Dense", "features": 0})"); }),
@@ -176,7 +176,7 @@ TEST(ModelErrors, NameInUse)
 TEST(ModelErrors, DenseNeedsAFeatureAxis)
 {
 	Model m = parse(kDense);
-	EXPECT_THAT(error_of([&] { expected_variables(m, {}); }), HasSubstr("Dense at / needs an input"));
+	EXPECT_THAT(error_of([&] { expected_variables(m, {}); }), HasSubstr("Dense at /: needs an input with at least 1 dimension"));
 }
 
 TEST(CheckVariables, ReportsEveryMismatchByPath)
