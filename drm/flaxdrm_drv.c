@@ -174,7 +174,7 @@ static void flaxdrm_show_fdinfo(struct drm_printer *p, struct drm_file *file)
 {
 	struct flaxdrm_file *ffile = file->driver_priv;
 
-	drm_printf(p, "drm-engine-engine:\t%llu ns\n",
+	drm_printf(p, "drm-engine-compute:\t%llu ns\n",
 		   (u64)atomic64_read(&ffile->ctx->exec_ns));
 	drm_printf(p, "flaxdrm-jobs-completed:\t%llu\n",
 		   (u64)atomic64_read(&ffile->ctx->jobs_completed));
@@ -205,7 +205,7 @@ static void flaxdrm_show_fdinfo(struct seq_file *m, struct file *filp)
 
 	seq_printf(m, "drm-driver:\t%s\n", FLAXDRM_DRIVER_NAME);
 	seq_printf(m, "drm-client-id:\t%llu\n", ffile->ctx->fence_context);
-	seq_printf(m, "drm-engine-engine:\t%llu ns\n",
+	seq_printf(m, "drm-engine-compute:\t%llu ns\n",
 		   (u64)atomic64_read(&ffile->ctx->exec_ns));
 	seq_printf(m, "drm-memory-system:\t%llu KiB\n", bytes >> 10);
 	seq_printf(m, "flaxdrm-jobs-completed:\t%llu\n",

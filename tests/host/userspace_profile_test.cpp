@@ -486,7 +486,7 @@ std::string flaxdrm_fdinfo(uint64_t client, uint64_t engine_ns, uint64_t kib)
 {
 	// what flaxdrm.ko prints on 6.1
 	return "pos:\t0\nflags:\t02100002\nmnt_id:\t24\nino:\t123\ndrm-driver:\tflaxdrm\ndrm-client-id:\t" +
-	       std::to_string(client) + "\ndrm-engine-engine:\t" + std::to_string(engine_ns) +
+	       std::to_string(client) + "\ndrm-engine-compute:\t" + std::to_string(engine_ns) +
 	       " ns\ndrm-memory-system:\t" + std::to_string(kib) + " KiB\n";
 }
 
@@ -508,7 +508,7 @@ TEST(Top, ParsesFdinfo)
 	auto kv = top::parse_fdinfo(flaxdrm_fdinfo(7, 1234, 64));
 	EXPECT_EQ(kv["drm-driver"], "flaxdrm");
 	EXPECT_EQ(kv["drm-client-id"], "7");
-	EXPECT_EQ(kv["drm-engine-engine"], "1234 ns");
+	EXPECT_EQ(kv["drm-engine-compute"], "1234 ns");
 	EXPECT_EQ(kv["drm-memory-system"], "64 KiB");
 }
 
@@ -524,7 +524,7 @@ TEST(Top, SyntheticProcTreeBusyAndPlainOutput)
 	proc.comm(300, "my client");
 	// a 6.12-style entry with the core's memory keys and a job counter
 	proc.fd(300, "9",
-		"drm-driver:\tflaxdrm\ndrm-client-id:\t9\ndrm-engine-engine:\t0 ns\ndrm-total-system:\t2 MiB\n"
+		"drm-driver:\tflaxdrm\ndrm-client-id:\t9\ndrm-engine-compute:\t0 ns\ndrm-total-system:\t2 MiB\n"
 		"drm-resident-system:\t1 MiB\nflaxdrm-jobs-completed:\t4\n");
 	std::filesystem::create_directories(proc.root / "self");
 	std::filesystem::create_directories(proc.root / "sys");
@@ -546,7 +546,7 @@ TEST(Top, SyntheticProcTreeBusyAndPlainOutput)
 	proc.fd(100, "3", flaxdrm_fdinfo(7, 6000000, 64));
 	proc.fd(100, "4", flaxdrm_fdinfo(7, 6000000, 64));
 	proc.fd(300, "9",
-		"drm-driver:\tflaxdrm\ndrm-client-id:\t9\ndrm-engine-engine:\t0 ns\ndrm-total-system:\t2 MiB\n"
+		"drm-driver:\tflaxdrm\ndrm-client-id:\t9\ndrm-engine-compute:\t0 ns\ndrm-total-system:\t2 MiB\n"
 		"flaxdrm-jobs-completed:\t14\n");
 	auto after = top::scan(proc.root.string());
 	auto rows = top::compare(before, after, 10000000);

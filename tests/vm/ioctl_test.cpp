@@ -367,7 +367,7 @@ TEST_F(Ioctl, Fdinfo) {
                    std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("drm-driver:\tflaxdrm"), std::string::npos) << text;
   EXPECT_NE(text.find("drm-client-id:"), std::string::npos) << text;
-  EXPECT_NE(text.find("drm-engine-engine:"), std::string::npos) << text;
+  EXPECT_NE(text.find("drm-engine-compute:"), std::string::npos) << text;
 }
 
 TEST_F(Ioctl, DriverVersion) {

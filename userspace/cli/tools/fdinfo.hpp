@@ -2,7 +2,7 @@
 // (Documentation/gpu/drm-usage-stats.rst).
 //
 // flaxdrm.ko prints, per open file: drm-driver, drm-client-id,
-// drm-engine-engine (ns of engine time, the engine is named "engine") and the
+// drm-engine-compute (ns of engine time; the one engine is the compute engine) and the
 // memory: drm-memory-system (KiB, kernels without drm_show_fdinfo) or the DRM
 // core's drm-total-/drm-shared-/drm-resident-... keys (6.5+), and
 // flaxdrm-jobs-completed / flaxdrm-jobs-failed: jobs/s comes from
