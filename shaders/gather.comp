@@ -1,5 +1,6 @@
-// Embed lookup: y[i, f] = table[idx[i], f] for idx[i] in [0, rows), NaN
-// otherwise (JAX's fill for out-of-range indices). One invocation per
+// Embed lookup as jnp.take(table, idx, axis=0): y[i, f] = table[r, f] with
+// r = idx[i], plus rows when idx[i] is in [-rows, 0); NaN outside [-rows,
+// rows) (JAX's fill mode). One invocation per
 // output element, grid-stride over pc.count elements from pc.base (y is
 // bound from element base on; idx and table whole). Offsets in elements.
 #version 450
@@ -20,8 +21,11 @@ void main()
 	const uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
 	for (uint i = gl_GlobalInvocationID.x; i < pc.count; i += stride) {
 		const uint e = pc.base + i;
-		const int r = idx[pc.idx_off + e / pc.F];
+		int r = idx[pc.idx_off + e / pc.F];
 		float v = uintBitsToFloat(0x7fc00000u);
+		// rows <= 2^31 - 1 (a tensor dim fits the table), so no overflow
+		if (r < 0 && uint(-(r + 1)) < pc.rows)
+			r += int(pc.rows);
 		if (r >= 0 && uint(r) < pc.rows)
 			v = table[pc.t_off + uint(r) * pc.F + e % pc.F];
 		y[pc.y_off + i] = v;

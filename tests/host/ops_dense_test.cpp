@@ -173,7 +173,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Matmul, ::testing::ValuesIn(matmul_cases()), []
 
 class Embed : public ::testing::TestWithParam<bool> {};
 
-TEST_P(Embed, LookupWithOutOfRangeNaN)
+TEST_P(Embed, LookupNegativeFromTheEndOutOfRangeNaN)
 {
 	const bool fallback = GetParam();
 	struct Case {
@@ -185,7 +185,8 @@ TEST_P(Embed, LookupWithOutOfRangeNaN)
 		SCOPED_TRACE(dims_name(c.idx_dims) + " rows " + std::to_string(c.rows));
 		std::vector<int32_t> idx(prod(c.idx_dims));
 		for (std::size_t i = 0; i < idx.size(); i++)
-			idx[i] = int32_t((i * 7919) % (c.rows + 3)) - 1; // -1, in range, rows, rows + 1
+			// -rows - 1 (NaN), [-rows, 0) (from the end), [0, rows), rows, rows + 1 (NaN)
+			idx[i] = int32_t((i * 7919) % (2 * c.rows + 3)) - int32_t(c.rows) - 1;
 		if (idx.size() > 2) {
 			idx[0] = INT32_MIN;
 			idx[1] = INT32_MAX;

@@ -185,15 +185,20 @@ inline std::vector<float> matmul(const std::vector<float>& a, const std::vector<
 	return y;
 }
 
-// Embed lookup: table[N, F] rows by index, NaN outside [0, N).
+// Embed lookup as jnp.take(table, idx, axis=0): an index in [-N, 0) counts
+// from the end, anything outside [-N, N) gives NaN (JAX's fill mode).
 inline std::vector<float> embed(const std::vector<int32_t>& idx, const std::vector<float>& table, uint32_t N,
 				uint32_t F)
 {
 	std::vector<float> y(idx.size() * F);
-	for (std::size_t i = 0; i < idx.size(); i++)
+	for (std::size_t i = 0; i < idx.size(); i++) {
+		int64_t row = idx[i];
+		if (row < 0)
+			row += N;
 		for (uint32_t f = 0; f < F; f++)
-			y[i * F + f] = idx[i] >= 0 && uint32_t(idx[i]) < N ? table[std::size_t(idx[i]) * F + f]
-									  : std::numeric_limits<float>::quiet_NaN();
+			y[i * F + f] = row >= 0 && row < int64_t(N) ? table[std::size_t(row) * F + f]
+								    : std::numeric_limits<float>::quiet_NaN();
+	}
 	return y;
 }
 

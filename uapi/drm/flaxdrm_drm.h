@@ -230,8 +230,9 @@ enum flaxdrm_opcode {
 	/* Embed.attend: q[..., F] @ table[N, F]^T -> [..., N] */
 	FLAXDRM_OP_ATTEND = 0x03,
 	/*
-	 * Embed lookup: indices (I32, any shape) and table[N, F] ->
-	 * [indices..., F]; an index outside [0, N) gives NaN (JAX's fill).
+	 * Embed lookup as jnp.take: indices (I32, any shape) and table[N, F]
+	 * -> [indices..., F]; an index in [-N, 0) counts from the end, one
+	 * outside [-N, N) gives NaN (JAX's fill mode).
 	 */
 	FLAXDRM_OP_EMBED = 0x04,
 	/*
