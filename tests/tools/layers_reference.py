@@ -2,6 +2,8 @@
 """Test cases for every layer of the flaxdrm model JSON, with references.
 
   layers_reference.py --list             the case names
+  layers_reference.py --many ROOT CASE... the same for each CASE into ROOT/CASE (one
+                                         torch import: slow under TCG in the VM)
   layers_reference.py CASE OUTDIR        writes OUTDIR/{model.json, params.msgpack,
                                          params.safetensors, input.npy, expected.npy}
                                          (expected.npy: the float64 reference as float32)
@@ -379,7 +381,15 @@ def main(argv):
     if argv[1:] == ["--list"]:
         print("\n".join(CASES))
         return 0
-    name, out = argv[1], argv[2]
+    if argv[1] == "--many":
+        for name in argv[3:]:
+            write_case(name, os.path.join(argv[2], name))
+        return 0
+    write_case(argv[1], argv[2])
+    return 0
+
+
+def write_case(name, out):
     c = Case(name)
     model, x, y = CASES[name](c)
     os.makedirs(out, exist_ok=True)
@@ -391,7 +401,6 @@ def main(argv):
         f.write(safetensors_bytes(c.vars))
     np.save(os.path.join(out, "input.npy"), x)
     np.save(os.path.join(out, "expected.npy"), np.asarray(y, dtype=np.float32))
-    return 0
 
 
 if __name__ == "__main__":
