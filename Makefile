@@ -98,7 +98,7 @@ $(CHECKPATCH):
 
 checkpatch: $(CHECKPATCH)
 	$(CHECKPATCH) --strict --no-tree --terse --show-types \
-		--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG -f drm/*.c drm/*.h uapi/drm/flaxdrm_drm.h
+		-f drm/*.c drm/*.h uapi/drm/flaxdrm_drm.h
 
 sparse: module
 	$(MAKE) -C $(KDIR) M=$(KMOD_DIR) FLAXDRM_UAPI=$(ROOT)/uapi/drm C=2 modules 2>&1 | tee $(BUILD)/sparse.log
