@@ -2,7 +2,7 @@
 #
 #   make deps    install every Debian package the project needs (idempotent)
 #   make         module + shaders + runtime + userspace
-#   make test    host tests (ASan/UBSan build), then the VM tests
+#   make test    kernel style (checkpatch, sparse), host tests (ASan/UBSan), VM tests
 #   make demo    an example model through the kernel path inside the VM
 #   make bench   benchmarks, each a ratio against a baseline from the same run
 
@@ -70,7 +70,7 @@ sanitize: $(CMAKE_SANITIZE)/build.ninja
 vm-bundle: $(CMAKE_RELEASE)/build.ninja
 	cmake --build $(CMAKE_RELEASE) -j $(JOBS) --target flaxdrm_vm_bundle
 
-test: test-host test-vm
+test: check-kernel test-host test-vm
 
 # Host tests run in the sanitizer build. Mesa's lavapipe leaks a few
 # allocations by design at exit, so leak checking stays off for it.
