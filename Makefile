@@ -30,7 +30,7 @@ DEB_PACKAGES := build-essential cmake pkg-config ninja-build \
 	libmsgpack-cxx-dev nlohmann-json3-dev libcli11-dev libopenblas-dev \
 	libseccomp-dev python3-numpy python3-torch python3-sklearn python3-msgpack
 
-.PHONY: all deps module userspace vm-bundle sanitize test test-host test-vm demo bench \
+.PHONY: all deps module userspace vm-bundle sanitize test test-host test-vm demo demo-vm bench \
 	checkpatch sparse check-kernel clean
 
 all: module userspace
@@ -70,7 +70,9 @@ sanitize: $(CMAKE_SANITIZE)/build.ninja
 vm-bundle: $(CMAKE_RELEASE)/build.ninja
 	cmake --build $(CMAKE_RELEASE) -j $(JOBS) --target flaxdrm_vm_bundle
 
-test: check-kernel test-host test-vm
+# The two commands of the README install what they need first.
+test: deps
+	$(MAKE) check-kernel test-host test-vm
 
 # Host tests run in the sanitizer build. Mesa's lavapipe leaks a few
 # allocations by design at exit, so leak checking stays off for it.
@@ -82,7 +84,10 @@ test-host: sanitize
 test-vm: module vm-bundle
 	KVER=$(KVER) FLAXDRM_REQUIRE_VM_TESTS=1 tests/vm/run-tests.sh
 
-demo: module vm-bundle
+demo: deps
+	$(MAKE) demo-vm
+
+demo-vm: module vm-bundle
 	KVER=$(KVER) examples/demo.sh
 
 bench: $(CMAKE_RELEASE)/build.ninja
