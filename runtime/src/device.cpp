@@ -1,6 +1,7 @@
 #include "device.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -225,6 +226,17 @@ void DeviceImpl::pick_physical_device(const DeviceOptions& options)
 	vkGetPhysicalDeviceFeatures(physical_, &features);
 	pipeline_statistics_ = features.pipelineStatisticsQuery == VK_TRUE;
 
+	// f16 needs arithmetic (shaderFloat16) and 16-bit storage buffers.
+	VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+	VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+	f11.pNext = &f12;
+	VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+	f2.pNext = &f11;
+	vkGetPhysicalDeviceFeatures2(physical_, &f2);
+	const char* no_f16 = std::getenv("FLAXDRM_DISABLE_F16");
+	f16_ = f12.shaderFloat16 && f11.storageBuffer16BitAccess && f11.uniformAndStorageBuffer16BitAccess &&
+	       !options.disable_f16 && !(no_f16 && *no_f16 && std::strcmp(no_f16, "0") != 0);
+
 	// Unified when the device-local heap is host-visible and coherent:
 	// every tensor is then mapped, no staging copies.
 	const VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT |
@@ -247,6 +259,7 @@ void DeviceImpl::pick_physical_device(const DeviceOptions& options)
 	info_.subgroup_size = subgroup.subgroupSize;
 	info_.timestamps = timestamp_mask_ != 0;
 	info_.pipeline_statistics = pipeline_statistics_;
+	info_.f16 = f16_;
 }
 
 void DeviceImpl::create_device()
@@ -269,6 +282,15 @@ void DeviceImpl::create_device()
 	VkPhysicalDeviceFeatures features{};
 	features.pipelineStatisticsQuery = pipeline_statistics_ ? VK_TRUE : VK_FALSE;
 	ci.pEnabledFeatures = &features;
+	VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+	VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+	if (f16_) {
+		f11.storageBuffer16BitAccess = VK_TRUE;
+		f11.uniformAndStorageBuffer16BitAccess = VK_TRUE;
+		f12.shaderFloat16 = VK_TRUE;
+		f11.pNext = &f12;
+		ci.pNext = &f11;
+	}
 	vk_check(vkCreateDevice(physical_, &ci, nullptr, &device_), "vkCreateDevice");
 	vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
 	if (has_push_descriptor_ext_)

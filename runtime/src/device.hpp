@@ -51,6 +51,10 @@ public:
 	uint64_t timestamp_mask() const { return timestamp_mask_; }
 	// pipelineStatisticsQuery is enabled: runs count shader invocations.
 	bool pipeline_statistics() const { return pipeline_statistics_; }
+	// shaderFloat16, storageBuffer16BitAccess and
+	// uniformAndStorageBuffer16BitAccess are enabled: kernels may run f16
+	// tensors (16-bit storage, f32 arithmetic where they choose).
+	bool f16() const { return f16_; }
 
 	// vkQueueSubmit, serialised between executors.
 	VkResult submit(const VkSubmitInfo& submit, VkFence fence);
@@ -75,6 +79,7 @@ private:
 	bool cpu_kernels_ = false;
 	uint64_t timestamp_mask_ = 0;
 	bool pipeline_statistics_ = false;
+	bool f16_ = false;
 	PFN_vkCmdPushDescriptorSetKHR cmd_push_descriptor_set_ = nullptr;
 	std::mutex queue_mutex_;
 	std::unique_ptr<PipelineCache> pipelines_;

@@ -71,6 +71,7 @@ int cmd_info(const std::string& node_opt)
 		if (!info.driver.empty())
 			std::printf("vulkan driver: %s, API %u.%u.%u\n", info.driver.c_str(), info.api_version >> 22,
 				    (info.api_version >> 12) & 0x3ff, info.api_version & 0xfff);
+		std::printf("vulkan dtypes: f32%s\n", info.f16 ? ", f16" : " (no f16: needs shaderFloat16 and 16-bit storage)");
 	} catch (const std::exception& e) {
 		std::printf("vulkan:       unavailable: %s\n", e.what());
 		vulkan_ok = false;

@@ -38,6 +38,9 @@ struct DeviceOptions {
 	bool disable_push_descriptors = false; // pooled descriptor sets
 	bool force_staging = false;            // device buffers unmapped, staging copies
 	bool disable_cpu_kernels = false;      // GPU-style kernels even on a CPU device
+	// Behave as a device without f16 (f16 programs are then refused); the
+	// environment variable FLAXDRM_DISABLE_F16=1 does the same.
+	bool disable_f16 = false;
 };
 
 struct DeviceInfo {
@@ -48,6 +51,9 @@ struct DeviceInfo {
 	uint32_t subgroup_size = 0;
 	bool timestamps = false;    // timestamp queries usable on the compute queue
 	bool pipeline_statistics = false; // compute shader invocations are counted
+	// f16 tensors can be computed on: shaderFloat16 and 16-bit storage
+	// buffer access are present and enabled.
+	bool f16 = false;
 };
 
 // Memory the caller provides for one tensor. For INPUT/OUTPUT tensors
