@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <map>
 #include <unistd.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -118,6 +120,85 @@ TEST(FlaxCheckpoint, SafetensorsRoundTrip)
 		EXPECT_EQ(v.at(p).dtype, var.dtype) << p;
 	}
 	std::remove(path.c_str());
+}
+
+// An independent safetensors reader (json + numpy) reads what save_checkpoint writes.
+TEST(FlaxCheckpoint, SafetensorsWrittenHereLoadsInPython)
+{
+	const std::string path = tmp("py.safetensors");
+	save_checkpoint(path, sample());
+	const std::string script = "import json, struct, sys, numpy as np\n"
+				   "b = open(sys.argv[1], 'rb').read()\n"
+				   "(n,) = struct.unpack('<Q', b[:8])\n"
+				   "assert (8 + n) % 8 == 0, 'data not 8-byte aligned'\n"
+				   "h = json.loads(b[8:8 + n])\n"
+				   "np_dt = {'F32': '<f4', 'F16': '<f2', 'I32': '<i4', 'I64': '<i8', 'BF16': '<u2'}\n"
+				   "out, end = {}, 0\n"
+				   "for name, e in sorted(h.items(), key=lambda kv: kv[1]['data_offsets'][0]):\n"
+				   "    lo, hi = e['data_offsets']\n"
+				   "    assert lo == end, 'data not back to back'\n"
+				   "    end = hi\n"
+				   "    a = np.frombuffer(b[8 + n + lo:8 + n + hi], np_dt[e['dtype']])\n"
+				   "    if e['dtype'] == 'BF16':\n"
+				   "        a = (a.astype('<u4') << 16).view('<f4')\n"
+				   "    out[name] = {'dtype': e['dtype'], 'shape': e['shape'],\n"
+				   "                 'values': a.astype(np.float64).tolist()}\n"
+				   "assert 8 + n + end == len(b), 'trailing bytes'\n"
+				   "json.dump(out, sys.stdout)\n";
+	const std::string script_path = tmp("read_safetensors.py");
+	std::ofstream(script_path) << script;
+	auto j = nlohmann::json::parse(run("/usr/bin/python3 " + script_path + " " + path));
+	const std::map<std::string, std::string> st_name = {
+		{"float32", "F32"}, {"float16", "F16"}, {"bfloat16", "BF16"}, {"int32", "I32"}, {"int64", "I64"}};
+	const Variables v = sample();
+	ASSERT_EQ(j.size(), v.size());
+	for (const auto& [p, var] : v) {
+		ASSERT_TRUE(j.contains(p)) << p;
+		EXPECT_EQ(j[p]["dtype"], st_name.at(var.dtype)) << p;
+		EXPECT_EQ(j[p]["shape"].get<std::vector<int64_t>>(), var.value.shape) << p;
+		EXPECT_EQ(j[p]["values"].get<std::vector<double>>(),
+			  std::vector<double>(var.value.data.begin(), var.value.data.end()))
+			<< p;
+	}
+	std::remove(path.c_str());
+	std::remove(script_path.c_str());
+}
+
+// Values that float16/bfloat16/int storage cannot hold exactly are rounded
+// to nearest, ties to even: as numpy's float16 cast, torch's bfloat16 cast
+// and np.rint (integer variables hold integers; a fraction is rounded, not
+// truncated).
+TEST(FlaxCheckpoint, StoringRoundsLikeNumpy)
+{
+	Variables v;
+	v["h"] = {Tensor({5}, {1.0f + 1.0f / 4096, 65519.0f, 65520.0f, 1e-8f, 3.0e-5f}), "float16"};
+	v["b"] = {Tensor({3}, {1.0f + 1.0f / 256, 1.0f + 3.0f / 256, -300.7f}), "bfloat16"};
+	v["i"] = {Tensor({4}, {2.5f, 3.5f, -1.5f, 7.49f}), "int32"};
+	Variables back = from_bytes(to_bytes(v));
+	// numpy: np.float16([1+2**-12, 65519, 65520, 1e-8, 3e-5]) -> 1.0, 65504, inf, 0, 2.998e-05
+	EXPECT_EQ(back.at("h").value.data[0], 1.0f);
+	EXPECT_EQ(back.at("h").value.data[1], 65504.0f);
+	EXPECT_EQ(back.at("h").value.data[2], INFINITY);
+	EXPECT_EQ(back.at("h").value.data[3], 0.0f);
+	EXPECT_EQ(back.at("h").value.data[4], std::ldexp(503.0f, -24)); // a float16 subnormal
+	EXPECT_EQ(back.at("b").value.data, (std::vector<float>{1.0f, 1.015625f, -300.0f}));
+	EXPECT_EQ(back.at("i").value.data, (std::vector<float>{2, 4, -2, 7}));
+}
+
+TEST(FlaxCheckpoint, RefusesWhatItCannotStore)
+{
+	Variables v;
+	v["params/x"] = {Tensor({2}, {1, 2}), "uint8"};
+	EXPECT_THAT(error_of<flaxdrm::Error>([&] { to_bytes(v); }),
+		    ::testing::AllOf(HasSubstr("params/x"), HasSubstr("cannot store dtype uint8")));
+	EXPECT_THAT(error_of<flaxdrm::Error>([&] { to_safetensors(v); }), HasSubstr("cannot store dtype uint8"));
+	v["params/x"] = {Tensor({3}, {1, 2}), "float32"};
+	EXPECT_THAT(error_of<flaxdrm::Error>([&] { to_bytes(v); }),
+		    ::testing::AllOf(HasSubstr("params/x"), HasSubstr("does not match its 2 elements")));
+	v["params/x"] = {Tensor({2}, {1, 2}), "float32"};
+	CheckpointOptions o;
+	o.max_chunk_size = 0;
+	EXPECT_THAT(error_of<flaxdrm::Error>([&] { to_bytes(v, o); }), HasSubstr("max_chunk_size"));
 }
 
 TEST(FlaxCheckpoint, InitApplyFromCheckpoint)

@@ -84,9 +84,13 @@ TEST(FlaxMsgpack, ConvertsFloatDtypesAndReadsScalars)
 			"payload = msgpack.packb([[2], 'bfloat16', bf.astype(np.uint16).tobytes()])\n"
 			"tree = {'params': {'a': np.array([1.5, -2.25, 1e-3], np.float64),\n"
 			"                   'h': np.array([0.5, -65504, 1e-7, 3], np.float16),\n"
-			"                   's': np.float32(4.5), 'step': 3}}\n"
+			"                   'i': np.array([[-7, 1 << 20]], np.int32),\n"
+			"                   'l': np.array([123456789, -2], np.int64),\n"
+			"                   's': np.float32(4.5), 'step': 3, 'lr': 0.25}}\n"
 			"raw = msgpack.unpackb(ff.to_bytes(tree), raw=False)\n"
 			"raw['params']['b'] = msgpack.ExtType(1, payload)\n"
+			"# a numpy scalar as Flax writes it: ext 3 of [shape (), dtype, data]\n"
+			"raw['params']['t'] = msgpack.ExtType(3, msgpack.packb([[], 'float16', np.float16(-1.5).tobytes()]))\n"
 			"open(out, 'wb').write(msgpack.packb(raw))\n");
 	Variables v = read_flax_msgpack(f);
 	EXPECT_EQ(v.at("params/a").dtype, "float64");
@@ -99,6 +103,18 @@ TEST(FlaxMsgpack, ConvertsFloatDtypesAndReadsScalars)
 	EXPECT_TRUE(v.at("params/s").value.shape.empty());
 	EXPECT_EQ(v.at("params/s").value.data, std::vector<float>{4.5f});
 	EXPECT_EQ(v.at("params/step").value.data, std::vector<float>{3.0f});
+	EXPECT_EQ(v.at("params/step").dtype, "int64");
+	EXPECT_EQ(v.at("params/lr").value.data, std::vector<float>{0.25f});
+	EXPECT_EQ(v.at("params/lr").dtype, "float64"); // a Python float
+	EXPECT_TRUE(v.at("params/t").value.shape.empty());
+	EXPECT_EQ(v.at("params/t").value.data, std::vector<float>{-1.5f});
+	EXPECT_EQ(v.at("params/t").dtype, "float16");
+	// integer arrays (step counters, ...) are read as their values
+	EXPECT_EQ(v.at("params/i").dtype, "int32");
+	EXPECT_EQ(v.at("params/i").value.shape, (Shape{1, 2}));
+	EXPECT_EQ(v.at("params/i").value.data, (std::vector<float>{-7.0f, 1048576.0f}));
+	EXPECT_EQ(v.at("params/l").dtype, "int64");
+	EXPECT_EQ(v.at("params/l").value.data, (std::vector<float>{static_cast<float>(123456789LL), -2.0f}));
 }
 
 TEST(FlaxMsgpack, ReadsChunkedArrays)
@@ -122,10 +138,10 @@ TEST(FlaxMsgpack, RefusesMalformedCheckpoints)
 	TempDir dir;
 	std::string f = dir.file("p.msgpack");
 
-	make_fixture(f, "save({'params': {'k': np.zeros((2, 2), np.int32)}})\n");
+	make_fixture(f, "save({'params': {'k': np.zeros((2, 2), np.complex64)}})\n");
 	EXPECT_THAT(error_of([&] { read_flax_msgpack(f); }),
 		    ::testing::AllOf(HasSubstr("p.msgpack"), HasSubstr("params/k"),
-				     HasSubstr("dtype int32 is not supported")));
+				     HasSubstr("dtype complex64 is not supported")));
 
 	make_fixture(f, "open(out, 'wb').write(msgpack.packb({'params': {'k': msgpack.ExtType(1, "
 			"msgpack.packb([[2, 3], 'float32', b'\\0' * 20])) }}))\n");
@@ -144,6 +160,27 @@ TEST(FlaxMsgpack, RefusesMalformedCheckpoints)
 
 	make_fixture(f, "open(out, 'wb').write(msgpack.packb({'params': {}}) + b'\\x01')\n");
 	EXPECT_THAT(error_of([&] { read_flax_msgpack(f); }), HasSubstr("trailing bytes"));
+
+	make_fixture(f, "a = np.ones((2,), np.float32)\n"
+			"open(out, 'wb').write(ff.to_bytes({'params': {'a/b': a, 'a': {'b': a}}}))\n");
+	EXPECT_THAT(error_of([&] { read_flax_msgpack(f); }),
+		    ::testing::AllOf(HasSubstr("params/a/b"), HasSubstr("occurs twice")));
+
+	make_fixture(f, "open(out, 'wb').write(ff.to_bytes({'params': {'big': {'__msgpack_chunked_array__': True,\n"
+			"    'shape': {'0': 3}, 'chunks': {'0': np.ones(2, np.float32), '2': np.ones(1, np.float32)}}}}))\n");
+	EXPECT_THAT(error_of([&] { read_flax_msgpack(f); }),
+		    ::testing::AllOf(HasSubstr("params/big"), HasSubstr("chunk key '2'")));
+
+	// hostile sizes and nesting are refused before anything is allocated or recursed
+	std::vector<uint8_t> deep(1000, 0x81); // {"": {"": ...
+	for (std::size_t i = 1; i < deep.size(); i += 2)
+		deep[i] = 0xa0;
+	deep.push_back(0x80);
+	EXPECT_THAT(error_of([&] { parse_flax_msgpack(deep, "deep"); }),
+		    ::testing::AllOf(HasSubstr("deep: not a msgpack"), HasSubstr("depth")));
+	std::vector<uint8_t> huge_map = {0xdf, 0xff, 0xff, 0xff, 0xff, 0xa0};
+	EXPECT_THAT(error_of([&] { parse_flax_msgpack(huge_map, "huge"); }),
+		    ::testing::AllOf(HasSubstr("huge: not a msgpack"), HasSubstr("map size")));
 
 	std::vector<uint8_t> junk = {0xc1, 0x00};
 	EXPECT_THAT(error_of([&] { parse_flax_msgpack(junk, "junk"); }), HasSubstr("junk: not a msgpack"));

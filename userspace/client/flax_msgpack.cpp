@@ -1,16 +1,11 @@
 // Flax variables checkpoints (flax.serialization.to_bytes), see variables.hpp.
 #include "flaxdrm/variables.hpp"
 
-#include <bit>
-#include <cmath>
-#include <cstring>
-
 #include <msgpack.hpp>
 
+#include "checkpoint_dtypes.hpp"
 #include "file_io.hpp"
 #include "flaxdrm/error.hpp"
-
-static_assert(std::endian::native == std::endian::little, "checkpoints hold little-endian data");
 
 namespace flaxdrm {
 namespace {
@@ -20,29 +15,17 @@ constexpr int8_t kExtNdarray = 1;
 constexpr int8_t kExtNativeComplex = 2;
 constexpr int8_t kExtNpScalar = 3;
 constexpr const char* kChunkedKey = "__msgpack_chunked_array__";
+// msgpack-python refuses objects of 2^31 bytes and more
+constexpr uint64_t kMaxObjectBytes = (uint64_t(1) << 31) - 1;
 
-float half_to_float(uint16_t h)
+// Unpacks one object from bytes, referring to them rather than copying
+// arrays. The limits keep hostile sizes and nesting from exhausting memory
+// or stack: every element takes at least a byte.
+msgpack::object_handle unpack_one(const char* data, std::size_t size, std::size_t& offset)
 {
-	uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-	float f;
-	if (exp == 0)
-		f = std::ldexp(static_cast<float>(mant), -24);
-	else if (exp == 31)
-		f = mant ? std::nanf("") : INFINITY;
-	else
-		f = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
-	return sign ? -f : f;
-}
-
-std::size_t dtype_size(const std::string& dtype)
-{
-	if (dtype == "float32")
-		return 4;
-	if (dtype == "float64")
-		return 8;
-	if (dtype == "float16" || dtype == "bfloat16")
-		return 2;
-	return 0;
+	auto refer = [](msgpack::type::object_type, std::size_t, void*) { return true; };
+	const msgpack::unpack_limit limit(size, size / 2, size, size, size, 64);
+	return msgpack::unpack(data, size, offset, refer, nullptr, limit);
 }
 
 class Reader {
@@ -54,7 +37,7 @@ public:
 		switch (obj.type) {
 		case msgpack::type::MAP:
 			if (is_chunked(obj)) {
-				out[path] = read_chunked(obj, path);
+				add(out, path, read_chunked(obj, path));
 				return;
 			}
 			for (uint32_t i = 0; i < obj.via.map.size; i++) {
@@ -64,19 +47,19 @@ public:
 			}
 			return;
 		case msgpack::type::EXT:
-			out[leaf_path(path)] = read_ext(obj, path);
+			add(out, path, read_ext(obj, path));
 			return;
 		case msgpack::type::POSITIVE_INTEGER:
 		case msgpack::type::NEGATIVE_INTEGER:
 		case msgpack::type::FLOAT32:
 		case msgpack::type::FLOAT64: {
-			// a Python scalar leaf (a step counter, ...)
+			// a Python number leaf (a step counter, ...)
 			Variable v;
-			v.dtype = obj.type == msgpack::type::FLOAT32 || obj.type == msgpack::type::FLOAT64
-					  ? "float"
-					  : "int";
-			v.value.data.push_back(obj.as<double>());
-			out[leaf_path(path)] = std::move(v);
+			v.dtype = obj.type == msgpack::type::FLOAT32   ? "float32"
+				  : obj.type == msgpack::type::FLOAT64 ? "float64"
+								       : "int64";
+			v.value.data.push_back(obj.as<float>());
+			add(out, path, std::move(v));
 			return;
 		}
 		default:
@@ -91,11 +74,12 @@ private:
 		throw Error(source_ + ": " + (path.empty() ? std::string("<top>") : path) + ": " + what);
 	}
 
-	std::string leaf_path(const std::string& path) const
+	void add(Variables& out, const std::string& path, Variable v) const
 	{
 		if (path.empty())
 			fail(path, "the checkpoint is a single array, not a variables tree");
-		return path;
+		if (!out.emplace(path, std::move(v)).second)
+			fail(path, "the path occurs twice (a key holds '/'?)");
 	}
 
 	static std::string type_name(const msgpack::object& o)
@@ -112,12 +96,21 @@ private:
 		}
 	}
 
+	// str or bin (numpy dtype names come as either, depending on the writer)
+	static bool is_text(const msgpack::object& o)
+	{
+		return o.type == msgpack::type::STR || o.type == msgpack::type::BIN;
+	}
+	static std::string_view text(const msgpack::object& o)
+	{
+		return o.type == msgpack::type::STR ? std::string_view(o.via.str.ptr, o.via.str.size)
+						    : std::string_view(o.via.bin.ptr, o.via.bin.size);
+	}
+
 	std::string key_string(const msgpack::object& key, const std::string& path) const
 	{
-		if (key.type == msgpack::type::STR)
-			return std::string(key.via.str.ptr, key.via.str.size);
-		if (key.type == msgpack::type::BIN)
-			return std::string(key.via.bin.ptr, key.via.bin.size);
+		if (is_text(key))
+			return std::string(text(key));
 		if (key.type == msgpack::type::POSITIVE_INTEGER)
 			return std::to_string(key.via.u64);
 		fail(path, "map key is a " + type_name(key) + ", expected a string");
@@ -127,11 +120,17 @@ private:
 	{
 		for (uint32_t i = 0; i < obj.via.map.size; i++) {
 			const auto& k = obj.via.map.ptr[i].key;
-			if (k.type == msgpack::type::STR &&
-			    std::string_view(k.via.str.ptr, k.via.str.size) == kChunkedKey)
+			if (k.type == msgpack::type::STR && text(k) == kChunkedKey)
 				return true;
 		}
 		return false;
+	}
+
+	int64_t dimension(const msgpack::object& d, const std::string& path) const
+	{
+		if (d.type != msgpack::type::POSITIVE_INTEGER || d.via.u64 > (1ull << 40))
+			fail(path, "array shape holds a bad dimension (" + type_name(d) + ")");
+		return static_cast<int64_t>(d.via.u64);
 	}
 
 	Shape read_shape(const msgpack::object& o, const std::string& path) const
@@ -139,56 +138,34 @@ private:
 		Shape shape;
 		if (o.type != msgpack::type::ARRAY)
 			fail(path, "array shape is a " + type_name(o) + ", expected a list of ints");
-		for (uint32_t i = 0; i < o.via.array.size; i++) {
-			const auto& d = o.via.array.ptr[i];
-			if (d.type != msgpack::type::POSITIVE_INTEGER || d.via.u64 > (1ull << 40))
-				fail(path, "array shape holds a bad dimension (" + type_name(d) + ")");
-			shape.push_back(static_cast<int64_t>(d.via.u64));
-		}
+		for (uint32_t i = 0; i < o.via.array.size; i++)
+			shape.push_back(dimension(o.via.array.ptr[i], path));
 		return shape;
 	}
 
-	Variable convert(const Shape& shape, const std::string& dtype, const char* data, std::size_t size,
+	Variable convert(const Shape& shape, std::string_view dtype_name, std::string_view data,
 			 const std::string& path) const
 	{
-		std::size_t item = dtype_size(dtype);
-		if (!item)
-			fail(path, "dtype " + dtype +
-					   " is not supported (float32 is read; float64, float16 and bfloat16 "
-					   "are converted to float32)");
+		const detail::StoredDtype* dtype = detail::find_dtype(dtype_name);
+		if (!dtype)
+			fail(path, "dtype " + std::string(dtype_name) + " is not supported (" +
+					   detail::kStoredDtypeNames + " are read, as float32)");
 		std::size_t n = num_elements(shape);
-		if (size != n * item)
-			fail(path, "shape " + shape_str(shape) + " of " + dtype + " needs " + std::to_string(n * item) +
-					   " bytes, the array holds " + std::to_string(size));
+		if (data.size() / dtype->size < n || data.size() != n * dtype->size)
+			fail(path, "shape " + shape_str(shape) + " of " + dtype->name + " needs " +
+					   std::to_string(n * dtype->size) + " bytes, the array holds " +
+					   std::to_string(data.size()));
 		Variable v;
-		v.dtype = dtype;
+		v.dtype = dtype->name;
 		v.value.shape = shape;
 		v.value.data.resize(n);
-		float* dst = v.value.data.data();
-		if (dtype == "float32") {
-			if (n)
-				std::memcpy(dst, data, n * 4);
-		} else if (dtype == "float64") {
-			for (std::size_t i = 0; i < n; i++) {
-				double d;
-				std::memcpy(&d, data + i * 8, 8);
-				dst[i] = static_cast<float>(d);
-			}
-		} else {
-			for (std::size_t i = 0; i < n; i++) {
-				uint16_t h;
-				std::memcpy(&h, data + i * 2, 2);
-				if (dtype == "float16") {
-					dst[i] = half_to_float(h);
-				} else {
-					uint32_t bits = static_cast<uint32_t>(h) << 16;
-					std::memcpy(&dst[i], &bits, 4);
-				}
-			}
-		}
+		detail::decode_elements(*dtype, reinterpret_cast<const uint8_t*>(data.data()), n, v.value.data.data());
 		return v;
 	}
 
+	// Ext 1 (an array) and 3 (a numpy scalar) both hold [shape, dtype, data]
+	// (flax.serialization._ndarray_to_bytes); a scalar as [dtype, data] is
+	// read too.
 	Variable read_ext(const msgpack::object& obj, const std::string& path) const
 	{
 		int8_t type = obj.via.ext.type();
@@ -198,33 +175,29 @@ private:
 			fail(path, "unknown msgpack extension type " + std::to_string(type) +
 					   " (Flax writes arrays as type 1)");
 		msgpack::object_handle oh;
+		std::size_t offset = 0;
 		try {
-			oh = msgpack::unpack(obj.via.ext.data(), obj.via.ext.size);
+			oh = unpack_one(obj.via.ext.data(), obj.via.ext.size, offset);
 		} catch (const std::exception& e) {
 			fail(path, std::string("malformed array payload: ") + e.what());
 		}
 		const msgpack::object& tpl = oh.get();
-		std::size_t want = type == kExtNdarray ? 3 : 2;
-		if (tpl.type != msgpack::type::ARRAY || tpl.via.array.size != want)
-			fail(path, type == kExtNdarray ? "array payload is not [shape, dtype, data]"
-						       : "numpy scalar payload is not [dtype, data]");
+		const bool scalar_pair = type == kExtNpScalar && tpl.type == msgpack::type::ARRAY && tpl.via.array.size == 2;
+		if (tpl.type != msgpack::type::ARRAY || (tpl.via.array.size != 3 && !scalar_pair))
+			fail(path, "array payload is not [shape, dtype, data]");
 		const msgpack::object* f = tpl.via.array.ptr;
 		Shape shape;
-		if (type == kExtNdarray) {
-			shape = read_shape(f[0], path);
-			f++;
-		}
-		if (f[0].type != msgpack::type::STR)
+		if (!scalar_pair)
+			shape = read_shape(*f++, path);
+		if (!is_text(f[0]))
 			fail(path, "array dtype is a " + type_name(f[0]) + ", expected a string");
-		if (f[1].type != msgpack::type::BIN && f[1].type != msgpack::type::STR)
+		if (!is_text(f[1]))
 			fail(path, "array data is a " + type_name(f[1]) + ", expected bytes");
-		std::string dtype(f[0].via.str.ptr, f[0].via.str.size);
-		const char* data = f[1].type == msgpack::type::BIN ? f[1].via.bin.ptr : f[1].via.str.ptr;
-		std::size_t size = f[1].type == msgpack::type::BIN ? f[1].via.bin.size : f[1].via.str.size;
-		return convert(shape, dtype, data, size, path);
+		return convert(shape, text(f[0]), text(f[1]), path);
 	}
 
 	// {"__msgpack_chunked_array__": true, "shape": {"0": d0, ...}, "chunks": {"0": ext, ...}}
+	// (flax.serialization._chunk; a shape list is read too)
 	Variable read_chunked(const msgpack::object& obj, const std::string& path) const
 	{
 		const msgpack::object *shape_obj = nullptr, *chunks_obj = nullptr;
@@ -236,33 +209,25 @@ private:
 			else if (key == "chunks")
 				chunks_obj = &kv.val;
 		}
-		if (!shape_obj || !chunks_obj || shape_obj->type != msgpack::type::MAP ||
-		    chunks_obj->type != msgpack::type::MAP)
-			fail(path, "malformed chunked array");
-		Shape shape(shape_obj->via.map.size);
-		for (uint32_t i = 0; i < shape_obj->via.map.size; i++) {
-			const auto& kv = shape_obj->via.map.ptr[i];
-			std::size_t idx = std::stoul(key_string(kv.key, path));
-			if (idx >= shape.size() || kv.val.type != msgpack::type::POSITIVE_INTEGER)
-				fail(path, "malformed chunked array shape");
-			shape[idx] = static_cast<int64_t>(kv.val.via.u64);
-		}
-		std::vector<const msgpack::object*> chunks(chunks_obj->via.map.size);
-		for (uint32_t i = 0; i < chunks_obj->via.map.size; i++) {
-			const auto& kv = chunks_obj->via.map.ptr[i];
-			std::size_t idx = std::stoul(key_string(kv.key, path));
-			if (idx >= chunks.size() || kv.val.type != msgpack::type::EXT)
-				fail(path, "malformed chunked array chunks");
-			chunks[idx] = &kv.val;
-		}
+		if (!shape_obj || !chunks_obj || chunks_obj->type != msgpack::type::MAP ||
+		    (shape_obj->type != msgpack::type::MAP && shape_obj->type != msgpack::type::ARRAY))
+			fail(path, "malformed chunked array (it needs a shape and a map of chunks)");
+		Shape shape;
+		if (shape_obj->type == msgpack::type::ARRAY)
+			shape = read_shape(*shape_obj, path);
+		else
+			for (const msgpack::object* d : by_index(*shape_obj, "shape", path))
+				shape.push_back(dimension(*d, path));
 		Variable v;
 		v.value.shape = shape;
-		for (const auto* c : chunks) {
-			if (!c)
-				fail(path, "chunked array misses a chunk");
+		for (const msgpack::object* c : by_index(*chunks_obj, "chunk", path)) {
+			if (c->type != msgpack::type::EXT)
+				fail(path, "chunked array chunk is a " + type_name(*c) + ", expected an array");
 			Variable part = read_ext(*c, path);
 			if (v.dtype.empty())
 				v.dtype = part.dtype;
+			else if (part.dtype != v.dtype)
+				fail(path, "chunked array mixes dtypes " + v.dtype + " and " + part.dtype);
 			v.value.data.insert(v.value.data.end(), part.value.data.begin(), part.value.data.end());
 		}
 		if (v.value.data.size() != num_elements(shape))
@@ -271,37 +236,98 @@ private:
 		return v;
 	}
 
+	// The values of a map keyed "0", "1", ... (a tuple as Flax writes it), in order.
+	std::vector<const msgpack::object*> by_index(const msgpack::object& map, const std::string& what,
+						     const std::string& path) const
+	{
+		std::vector<const msgpack::object*> items(map.via.map.size);
+		for (uint32_t i = 0; i < map.via.map.size; i++) {
+			const auto& kv = map.via.map.ptr[i];
+			const std::string key = key_string(kv.key, path);
+			std::size_t idx = items.size();
+			if (!key.empty() && key.size() < 10 && key.find_first_not_of("0123456789") == std::string::npos)
+				idx = std::stoul(key);
+			if (idx >= items.size() || items[idx])
+				fail(path, "malformed chunked array: " + what + " key '" + key + "' is not an index below " +
+						   std::to_string(items.size()) + " used once");
+			items[idx] = &kv.val;
+		}
+		return items;
+	}
+
 	const std::string& source_;
 };
+
+// Appends what msgpack::packer writes to a byte vector.
+struct ByteSink {
+	std::vector<uint8_t>& bytes;
+	void write(const char* data, std::size_t size) { bytes.insert(bytes.end(), data, data + size); }
+};
+using Packer = msgpack::packer<ByteSink>;
+
+// flax.serialization._ndarray_to_bytes as ext type 1, the data not copied twice
+void pack_ndarray(Packer& pk, const Shape& shape, const char* dtype, const uint8_t* data, std::size_t size)
+{
+	std::vector<uint8_t> head;
+	ByteSink head_sink{head};
+	Packer hpk(head_sink);
+	hpk.pack_array(3);
+	hpk.pack_array(static_cast<uint32_t>(shape.size()));
+	for (int64_t d : shape)
+		hpk.pack(static_cast<uint64_t>(d));
+	hpk.pack(std::string(dtype));
+	hpk.pack_bin(static_cast<uint32_t>(size));
+	pk.pack_ext(head.size() + size, kExtNdarray);
+	pk.pack_ext_body(reinterpret_cast<const char*>(head.data()), static_cast<uint32_t>(head.size()));
+	pk.pack_ext_body(reinterpret_cast<const char*>(data), static_cast<uint32_t>(size));
+}
+
+// flax.serialization._chunk: flat chunks of max_chunk_size / itemsize elements
+void pack_chunked(Packer& pk, const Shape& shape, const detail::StoredDtype& dtype, const std::vector<uint8_t>& data,
+		  uint64_t max_chunk_size)
+{
+	const std::size_t chunk = std::max<uint64_t>(1, max_chunk_size / dtype.size) * dtype.size;
+	const std::size_t count = (data.size() + chunk - 1) / chunk;
+	pk.pack_map(3);
+	pk.pack(std::string(kChunkedKey));
+	pk.pack(true);
+	pk.pack(std::string("shape"));
+	pk.pack_map(static_cast<uint32_t>(shape.size()));
+	for (std::size_t i = 0; i < shape.size(); i++) {
+		pk.pack(std::to_string(i));
+		pk.pack(static_cast<uint64_t>(shape[i]));
+	}
+	pk.pack(std::string("chunks"));
+	pk.pack_map(static_cast<uint32_t>(count));
+	for (std::size_t c = 0; c < count; c++) {
+		const std::size_t from = c * chunk, size = std::min(chunk, data.size() - from);
+		pk.pack(std::to_string(c));
+		pack_ndarray(pk, {static_cast<int64_t>(size / dtype.size)}, dtype.name, data.data() + from, size);
+	}
+}
 
 // A tree of maps for writing.
 struct Node {
 	std::map<std::string, Node> children;
 	const Variable* leaf = nullptr;
+	const std::string* path = nullptr;
 };
 
-void pack_node(msgpack::packer<msgpack::sbuffer>& pk, const Node& node)
+void pack_node(Packer& pk, const Node& node, const FlaxMsgpackOptions& options)
 {
 	if (node.leaf) {
-		const Tensor& t = node.leaf->value;
-		msgpack::sbuffer inner;
-		msgpack::packer<msgpack::sbuffer> ipk(inner);
-		ipk.pack_array(3);
-		ipk.pack_array(static_cast<uint32_t>(t.shape.size()));
-		for (int64_t d : t.shape)
-			ipk.pack(d);
-		ipk.pack(std::string("float32"));
-		ipk.pack_bin(static_cast<uint32_t>(t.data.size() * 4));
-		ipk.pack_bin_body(reinterpret_cast<const char*>(t.data.data()),
-				  static_cast<uint32_t>(t.data.size() * 4));
-		pk.pack_ext(inner.size(), kExtNdarray);
-		pk.pack_ext_body(inner.data(), static_cast<uint32_t>(inner.size()));
+		const detail::StoredDtype& dtype = detail::dtype_to_store(*node.leaf, *node.path);
+		const std::vector<uint8_t> data = detail::encode_elements(dtype, node.leaf->value);
+		if (data.size() > options.max_chunk_size)
+			pack_chunked(pk, node.leaf->value.shape, dtype, data, options.max_chunk_size);
+		else
+			pack_ndarray(pk, node.leaf->value.shape, dtype.name, data.data(), data.size());
 		return;
 	}
 	pk.pack_map(static_cast<uint32_t>(node.children.size()));
 	for (const auto& [key, child] : node.children) {
 		pk.pack(key);
-		pack_node(pk, child);
+		pack_node(pk, child, options);
 	}
 }
 
@@ -312,7 +338,7 @@ Variables parse_flax_msgpack(std::span<const uint8_t> bytes, const std::string& 
 	msgpack::object_handle oh;
 	std::size_t offset = 0;
 	try {
-		oh = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset);
+		oh = unpack_one(reinterpret_cast<const char*>(bytes.data()), bytes.size(), offset);
 	} catch (const std::exception& e) {
 		throw Error(source + ": not a msgpack Flax checkpoint (" + e.what() + ")");
 	}
@@ -334,13 +360,13 @@ Variables read_flax_msgpack(const std::string& path)
 	return parse_flax_msgpack(bytes, path);
 }
 
-std::vector<uint8_t> format_flax_msgpack(const Variables& variables)
+std::vector<uint8_t> format_flax_msgpack(const Variables& variables, const FlaxMsgpackOptions& options)
 {
+	if (options.max_chunk_size == 0 || options.max_chunk_size > kMaxObjectBytes)
+		throw Error("max_chunk_size " + std::to_string(options.max_chunk_size) +
+			    " is outside 1 to 2^31 - 1 bytes (msgpack's object limit)");
 	Node root;
 	for (const auto& [path, var] : variables) {
-		if (num_elements(var.value.shape) != var.value.data.size())
-			throw Error(path + ": shape " + shape_str(var.value.shape) + " does not match its " +
-				    std::to_string(var.value.data.size()) + " elements");
 		Node* node = &root;
 		std::size_t start = 0;
 		while (true) {
@@ -359,17 +385,18 @@ std::vector<uint8_t> format_flax_msgpack(const Variables& variables)
 		if (node->leaf || !node->children.empty())
 			throw Error("variable path '" + path + "' is used twice");
 		node->leaf = &var;
+		node->path = &path;
 	}
-	msgpack::sbuffer buf;
-	msgpack::packer<msgpack::sbuffer> pk(buf);
-	pack_node(pk, root);
-	return std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(buf.data()),
-				    reinterpret_cast<const uint8_t*>(buf.data()) + buf.size());
+	std::vector<uint8_t> bytes;
+	ByteSink sink{bytes};
+	Packer pk(sink);
+	pack_node(pk, root, options);
+	return bytes;
 }
 
-void write_flax_msgpack(const std::string& path, const Variables& variables)
+void write_flax_msgpack(const std::string& path, const Variables& variables, const FlaxMsgpackOptions& options)
 {
-	detail::write_file(path, format_flax_msgpack(variables), "params file");
+	detail::write_file(path, format_flax_msgpack(variables, options), "params file");
 }
 
 } // namespace flaxdrm

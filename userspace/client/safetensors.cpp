@@ -1,11 +1,10 @@
 // safetensors checkpoints with '/'-joined variable paths, see variables.hpp.
-#include <bit>
-#include <cmath>
 #include <cstring>
 #include <limits>
 
 #include <nlohmann/json.hpp>
 
+#include "checkpoint_dtypes.hpp"
 #include "file_io.hpp"
 #include "flaxdrm/error.hpp"
 #include "flaxdrm/variables.hpp"
@@ -13,45 +12,19 @@
 namespace flaxdrm {
 namespace {
 
-float f16_to_float(uint16_t h)
+bool named_safetensors(const std::string& path)
 {
-	uint32_t sign = h & 0x8000u, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-	float f;
-	if (exp == 0)
-		f = std::ldexp(static_cast<float>(mant), -24);
-	else if (exp == 31)
-		f = mant ? std::nanf("") : INFINITY;
-	else
-		f = std::ldexp(static_cast<float>(mant | 0x400), static_cast<int>(exp) - 25);
-	return sign ? -f : f;
-}
-
-struct DtypeInfo {
-	const char* st;   // safetensors name
-	const char* name; // numpy-style name kept in Variable::dtype
-	std::size_t size;
-};
-
-constexpr DtypeInfo kDtypes[] = {
-	{"F32", "float32", 4}, {"F16", "float16", 2}, {"BF16", "bfloat16", 2},
-	{"F64", "float64", 8}, {"I32", "int32", 4},   {"I64", "int64", 8},
-};
-
-template <typename T> T load(const uint8_t* p)
-{
-	T v;
-	std::memcpy(&v, p, sizeof(T));
-	return v;
+	return path.size() >= 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
 }
 
 } // namespace
 
 Variables parse_safetensors(std::span<const uint8_t> bytes, const std::string& source)
 {
-	static_assert(std::endian::native == std::endian::little);
 	if (bytes.size() < 8)
 		throw Error(source + ": not a safetensors file (shorter than its 8-byte header length)");
-	uint64_t hlen = load<uint64_t>(bytes.data());
+	uint64_t hlen;
+	std::memcpy(&hlen, bytes.data(), 8);
 	if (hlen > bytes.size() - 8)
 		throw Error(source + ": safetensors header length " + std::to_string(hlen) + " exceeds the file (" +
 			    std::to_string(bytes.size()) + " bytes)");
@@ -81,12 +54,10 @@ Variables parse_safetensors(std::span<const uint8_t> bytes, const std::string& s
 		    !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
 			throw Error(where + ": malformed dtype, shape or data_offsets");
 		const std::string st = jd.get<std::string>();
-		const DtypeInfo* dt = nullptr;
-		for (const auto& d : kDtypes)
-			if (st == d.st)
-				dt = &d;
+		const detail::StoredDtype* dt = detail::find_safetensors_dtype(st);
 		if (!dt)
-			throw Error(where + ": dtype " + st + " is not supported (F32, F16, BF16, F64, I32, I64 are read)");
+			throw Error(where + ": dtype " + st + " is not supported (" + detail::kStoredSafetensorsNames +
+				    " are read)");
 		Shape shape;
 		for (const auto& d : js) {
 			if (!d.is_number_integer() || d.get<int64_t>() < 0)
@@ -107,22 +78,7 @@ Variables parse_safetensors(std::span<const uint8_t> bytes, const std::string& s
 		v.dtype = dt->name;
 		v.value.shape = shape;
 		v.value.data.resize(n);
-		const uint8_t* p = data + b;
-		float* dst = v.value.data.data();
-		for (std::size_t i = 0; i < n; i++, p += dt->size) {
-			if (!std::strcmp(dt->st, "F32"))
-				dst[i] = load<float>(p);
-			else if (!std::strcmp(dt->st, "F16"))
-				dst[i] = f16_to_float(load<uint16_t>(p));
-			else if (!std::strcmp(dt->st, "BF16"))
-				dst[i] = std::bit_cast<float>(static_cast<uint32_t>(load<uint16_t>(p)) << 16);
-			else if (!std::strcmp(dt->st, "F64"))
-				dst[i] = static_cast<float>(load<double>(p));
-			else if (!std::strcmp(dt->st, "I32"))
-				dst[i] = static_cast<float>(load<int32_t>(p));
-			else
-				dst[i] = static_cast<float>(load<int64_t>(p));
-		}
+		detail::decode_elements(*dt, data + b, n, v.value.data.data());
 		out[name] = std::move(v);
 	}
 	return out;
@@ -134,10 +90,42 @@ Variables read_safetensors(const std::string& path)
 	return parse_safetensors(bytes, path);
 }
 
+std::vector<uint8_t> format_safetensors(const Variables& variables)
+{
+	// Variables and the header's JSON object are both sorted by name, so the
+	// data lies in header order, back to back.
+	nlohmann::json header = nlohmann::json::object();
+	std::vector<std::vector<uint8_t>> blobs;
+	uint64_t offset = 0;
+	for (const auto& [name, var] : variables) {
+		const detail::StoredDtype& dt = detail::dtype_to_store(var, name);
+		blobs.push_back(detail::encode_elements(dt, var.value));
+		header[name] = {{"dtype", dt.safetensors},
+				{"shape", var.value.shape},
+				{"data_offsets", {offset, offset + blobs.back().size()}}};
+		offset += blobs.back().size();
+	}
+	std::string text = header.dump();
+	text.resize((text.size() + 7) / 8 * 8, ' '); // the data 8-byte aligned, as safetensors writes it
+	std::vector<uint8_t> out(8 + text.size());
+	const uint64_t hlen = text.size();
+	std::memcpy(out.data(), &hlen, 8);
+	std::memcpy(out.data() + 8, text.data(), text.size());
+	out.reserve(out.size() + offset);
+	for (const auto& blob : blobs)
+		out.insert(out.end(), blob.begin(), blob.end());
+	return out;
+}
+
+void write_safetensors(const std::string& path, const Variables& variables)
+{
+	detail::write_file(path, format_safetensors(variables), "safetensors file");
+}
+
 Variables read_variables(const std::string& path)
 {
 	auto bytes = detail::read_file(path, "variables file");
-	bool st = path.size() >= 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
+	bool st = named_safetensors(path);
 	// safetensors: 8-byte length then '{'; a msgpack checkpoint starts with a
 	// map marker (0x8x, 0xde, 0xdf), never with a small LE length + '{'.
 	if (!st && bytes.size() >= 9) {
@@ -148,6 +136,14 @@ Variables read_variables(const std::string& path)
 	if (st)
 		return parse_safetensors(bytes, path);
 	return parse_flax_msgpack(bytes, path);
+}
+
+void write_variables(const std::string& path, const Variables& variables, const FlaxMsgpackOptions& options)
+{
+	if (named_safetensors(path))
+		write_safetensors(path, variables);
+	else
+		write_flax_msgpack(path, variables, options);
 }
 
 } // namespace flaxdrm

@@ -1,11 +1,17 @@
-// Flax variables checkpoints: the bytes of flax.serialization.to_bytes().
+// Flax variables and their checkpoints: the bytes of
+// flax.serialization.to_bytes() and safetensors. This is the one reader and
+// writer of both; the Module API's flax/checkpoint.hpp names it as Flax does.
 //
-// A msgpack map tree ({"params": {"Dense_0": {"kernel": ..., "bias": ...}}})
-// whose leaves are arrays as msgpack extension type 1 holding the msgpack
-// array [shape, dtype name, C-order little-endian bytes] (ext type 3, a
-// numpy scalar, and Flax's chunked arrays for > 1 GiB are read too).
-// float32 is read as is; float64, float16 and bfloat16 are converted to
-// float32; other dtypes are refused.
+// Flax msgpack: a msgpack map tree ({"params": {"Dense_0": {"kernel": ...,
+// "bias": ...}}}) whose leaves are arrays as msgpack extension type 1
+// holding the msgpack array [shape, dtype name, C-order little-endian
+// bytes]; numpy scalars (extension type 3), Python numbers, and Flax's
+// chunked form of arrays over max_chunk_size bytes are read too.
+//
+// Values are float32 in memory, whatever the file stores: float32, float16,
+// bfloat16, float64, int32 and int64 are read (converted to float32; int64
+// beyond 2^24 rounds), and Variable::dtype keeps the stored name so that
+// writing a variable stores it as it was read. Other dtypes are refused.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +26,7 @@ namespace flaxdrm {
 
 struct Variable {
 	Tensor value;
-	std::string dtype; // dtype name in the file ("float32", ...)
+	std::string dtype; // numpy's name of the stored dtype ("float32", "bfloat16", ...; empty: float32)
 };
 
 // Keyed by '/'-joined path from the top: "params/Dense_0/kernel".
@@ -29,21 +35,29 @@ using Variables = std::map<std::string, Variable>;
 Variables read_flax_msgpack(const std::string& path);
 Variables parse_flax_msgpack(std::span<const uint8_t> bytes, const std::string& source);
 
-// The inverse (float32 leaves, keys sorted): bytes that
+struct FlaxMsgpackOptions {
+	// flax.serialization.MAX_CHUNK_SIZE: larger arrays are written in chunks
+	uint64_t max_chunk_size = uint64_t(1) << 30;
+};
+
+// The inverse (keys sorted, each leaf as its Variable::dtype): bytes that
 // flax.serialization.from_bytes / msgpack_restore read back.
-std::vector<uint8_t> format_flax_msgpack(const Variables& variables);
-void write_flax_msgpack(const std::string& path, const Variables& variables);
+std::vector<uint8_t> format_flax_msgpack(const Variables& variables, const FlaxMsgpackOptions& options = {});
+void write_flax_msgpack(const std::string& path, const Variables& variables, const FlaxMsgpackOptions& options = {});
 
 // safetensors (8-byte little-endian header length, JSON header
 // {"params/Dense_0/kernel": {"dtype": "F32", "shape": [..], "data_offsets":
 // [begin, end]}, "__metadata__": {...}}, then the data): names are the
-// '/'-joined variable paths. F32 is read as is; F16, BF16, F64, I32 and I64
-// are converted to float32 (Variable::dtype keeps the file's dtype name).
+// '/'-joined variable paths; F32, F16, BF16, F64, I32 and I64.
 Variables read_safetensors(const std::string& path);
 Variables parse_safetensors(std::span<const uint8_t> bytes, const std::string& source);
+std::vector<uint8_t> format_safetensors(const Variables& variables);
+void write_safetensors(const std::string& path, const Variables& variables);
 
 // Either format: safetensors when the file starts like one (or is named
 // *.safetensors), else a Flax msgpack checkpoint.
 Variables read_variables(const std::string& path);
+// safetensors when named *.safetensors, else Flax msgpack.
+void write_variables(const std::string& path, const Variables& variables, const FlaxMsgpackOptions& options = {});
 
 } // namespace flaxdrm
