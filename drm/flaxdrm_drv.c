@@ -316,6 +316,7 @@ static int flaxdrm_probe(struct platform_device *pdev)
 		return PTR_ERR(fdev);
 
 	mutex_init(&fdev->engine_lock);
+	mutex_init(&fdev->fetch_lock);
 	INIT_LIST_HEAD(&fdev->queue);
 	INIT_LIST_HEAD(&fdev->inflight);
 	init_waitqueue_head(&fdev->engine_wq);
@@ -341,6 +342,7 @@ static int flaxdrm_probe(struct platform_device *pdev)
 err_sched:
 	flaxdrm_sched_fini(fdev);
 err_mutex:
+	mutex_destroy(&fdev->fetch_lock);
 	mutex_destroy(&fdev->engine_lock);
 	return ret;
 }
@@ -354,6 +356,7 @@ static void flaxdrm_remove(struct platform_device *pdev)
 	drm_dev_unregister(&fdev->drm);
 	/* no file is open any more; wait for the last jobs to be freed */
 	flaxdrm_sched_fini(fdev);
+	mutex_destroy(&fdev->fetch_lock);
 	mutex_destroy(&fdev->engine_lock);
 
 	/* exported BOs hold the module: none may be left */

@@ -60,14 +60,24 @@ struct flaxdrm_device {
 
 	/*
 	 * engine_lock protects the attached engine, the queue of jobs waiting
-	 * for ENGINE_FETCH, the jobs the engine holds (inflight), every
-	 * context's list of running jobs and the state of every job handed to
-	 * the engine.
+	 * for ENGINE_FETCH, the jobs the engine holds (inflight), the state and
+	 * engine handles of every job handed to the engine, and
+	 * handle_drops. It is never held across an allocation, a user copy or
+	 * a fence signal: the signalling paths (run_job, COMPLETE, the timer,
+	 * the engine's death) take it.
 	 */
 	struct mutex engine_lock;
 	struct drm_file *engine;
 	struct list_head queue;
 	struct list_head inflight;
+	/* FETCH calls: a job put back at the head of the queue is still next */
+	struct mutex fetch_lock;
+	/*
+	 * Timers deleting a timed-out job's handles in the engine's file after
+	 * signalling; the engine's release waits for none to be left. Woken,
+	 * like FETCH, on engine_wq.
+	 */
+	unsigned int handle_drops;
 	wait_queue_head_t engine_wq;
 	/*
 	 * The engine's last sign of life (attach, FETCH, COMPLETE, or a job
@@ -78,7 +88,11 @@ struct flaxdrm_device {
 	unsigned long engine_progress;
 	bool engine_stalled;
 
-	/* the lock of every hardware fence */
+	/*
+	 * The lock of every hardware fence; also protects every context's
+	 * running list, seqno and its jobs' retirable flags, so that fences
+	 * are signalled in order with dma_fence_signal_locked().
+	 */
 	spinlock_t fence_lock;
 
 	atomic64_t job_seq;
@@ -101,8 +115,8 @@ struct flaxdrm_device {
 struct flaxdrm_ctx {
 	struct kref ref;
 	u64 fence_context;	/* also the engine's context id */
-	u64 seqno;		/* engine_lock */
-	struct list_head running;	/* engine_lock: jobs in run order */
+	u64 seqno;		/* fence_lock */
+	struct list_head running;	/* fence_lock: jobs in run order */
 	atomic64_t exec_ns;	/* engine time of the finished jobs */
 	atomic_t jobs;		/* jobs submitted and not yet freed */
 	atomic64_t jobs_completed;	/* finished jobs, failed ones included */
@@ -112,7 +126,8 @@ struct flaxdrm_ctx {
 	 * hist_lock protects the jobs submitted and not yet finished
 	 * (unfinished, in submission order) and the ring of the last
 	 * FLAXDRM_JOB_HISTORY finished ones, for JOB_QUERY. Taken after
-	 * flaxdrm_file.lock and after flaxdrm_device.engine_lock.
+	 * flaxdrm_file.lock, and in fence signalling sections: never held
+	 * across an allocation or a user copy.
 	 */
 	struct mutex hist_lock;
 	struct list_head unfinished;
@@ -199,11 +214,25 @@ struct flaxdrm_program {
 	u8 *written;
 };
 
+/*
+ * Where a job is on the engine side (engine_lock). Whoever moves a job to
+ * ENDED owns it from then on: it sets the status and retires the job; no
+ * one else touches it.
+ */
 enum flaxdrm_job_state {
 	FLAXDRM_JOB_PENDING = 0,	/* in the scheduler */
 	FLAXDRM_JOB_QUEUED,		/* waiting for ENGINE_FETCH */
+	FLAXDRM_JOB_FETCHING,		/* off the queue, being copied out by FETCH */
 	FLAXDRM_JOB_FETCHED,		/* held by the engine */
-	FLAXDRM_JOB_DONE,		/* result known, fence (about to be) signalled */
+	FLAXDRM_JOB_ENDED,		/* taken off the engine by its owner */
+};
+
+/* GEM handles a fetched job has in the engine's file. */
+struct flaxdrm_engine_handles {
+	struct list_head link;	/* on its owner's list once taken off the job */
+	struct drm_file *file;
+	u32 count;
+	u32 handles[];
 };
 
 struct flaxdrm_job {
@@ -227,13 +256,17 @@ struct flaxdrm_job {
 
 	/* engine_lock */
 	enum flaxdrm_job_state state;
+	struct list_head engine_link;	/* queue, inflight or the owner's list */
+	struct flaxdrm_engine_handles *engine_handles;	/* FETCHED: kvmalloc'd */
+	unsigned long deadline;	/* FETCHED: jiffies when it times out */
+
+	/* set by the owner of an ENDED job */
 	int status;
-	struct list_head engine_link;	/* queue or inflight */
-	struct list_head ctx_link;	/* ctx->running */
-	struct drm_file *engine_file;	/* where engine_handles live */
-	u32 *engine_handles;
-	u32 num_engine_handles;
 	u64 exec_ns;
+
+	/* fence_lock */
+	struct list_head ctx_link;	/* ctx->running */
+	bool retirable;		/* status final: may be signalled in order */
 
 	/* profiling: set at SUBMIT, FETCH and COMPLETE */
 	struct flaxdrm_perfmon *perfmon;	/* referenced, or NULL */

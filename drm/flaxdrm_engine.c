@@ -6,6 +6,8 @@
  * the fence is signalled by ENGINE_COMPLETE, by the timer (-ETIMEDOUT) or by
  * the engine's death (-ENODEV). Fences of one client context signal in
  * submission order: a job completed early waits for its predecessors.
+ * No user copy, allocation or GEM handle work happens under engine_lock
+ * or while a fence is being signalled.
  */
 #include <linux/ktime.h>
 #include <linux/mm.h>
@@ -37,16 +39,27 @@ bool flaxdrm_engine_attached(struct flaxdrm_device *fdev)
 	return READ_ONCE(fdev->engine);
 }
 
-/* Signals, in order, the finished jobs at the head of a context. */
-static void ctx_retire(struct flaxdrm_device *fdev, struct flaxdrm_ctx *ctx)
+/*
+ * Ownership: the job lists and states are under engine_lock. Whoever takes
+ * a job off the engine (COMPLETE, the timer, the engine's death, run_job
+ * when there is no engine) marks it ENDED under the lock and from then on
+ * owns it alone: it drops the lock, sets the status, accounts the job and
+ * signals its fence. Signalling happens under fence_lock only, in a
+ * dma_fence_begin/end_signalling() section; engine handles are deleted
+ * after it, since deleting a GEM handle takes locks that are held across
+ * allocations.
+ */
+
+/* Signals, in order, the retirable jobs at the head of a context. */
+static void ctx_retire_locked(struct flaxdrm_device *fdev,
+			      struct flaxdrm_ctx *ctx)
 {
 	struct flaxdrm_job *job;
 
-	lockdep_assert_held(&fdev->engine_lock);
-	flaxdrm_ctx_get(ctx);
+	lockdep_assert_held(&fdev->fence_lock);
 	while ((job = list_first_entry_or_null(&ctx->running,
 					       struct flaxdrm_job, ctx_link)) &&
-	       job->state == FLAXDRM_JOB_DONE) {
+	       job->retirable) {
 		struct dma_fence *fence = dma_fence_get(job->hw_fence);
 
 		list_del_init(&job->ctx_link);
@@ -57,37 +70,74 @@ static void ctx_retire(struct flaxdrm_device *fdev, struct flaxdrm_ctx *ctx)
 					    job->status);
 		}
 		/* the scheduler may free the job from here on */
-		dma_fence_signal(fence);
+		dma_fence_signal_locked(fence);
 		dma_fence_put(fence);
 	}
+}
+
+/*
+ * Ends a job its caller owns (state ENDED, off every engine list): counts
+ * it, then signals it and the later jobs of its context that waited for
+ * it. Called in a fence signalling section without engine_lock.
+ */
+static void job_end(struct flaxdrm_device *fdev, struct flaxdrm_job *job,
+		    int status)
+{
+	struct flaxdrm_ctx *ctx = job->ctx;
+	unsigned long flags;
+
+	job->status = status;
+	flaxdrm_job_account(job, status);
+	/* signalling may free the job and with it the last context reference */
+	flaxdrm_ctx_get(ctx);
+	spin_lock_irqsave(&fdev->fence_lock, flags);
+	job->retirable = true;
+	ctx_retire_locked(fdev, ctx);
+	spin_unlock_irqrestore(&fdev->fence_lock, flags);
 	flaxdrm_ctx_put(ctx);
 }
 
-static void job_drop_engine_handles(struct flaxdrm_job *job)
+static void jobs_end(struct flaxdrm_device *fdev, struct list_head *jobs,
+		     int status)
+{
+	struct flaxdrm_job *job, *tmp;
+
+	/* tmp is owned by the caller too, so ending job cannot free it */
+	list_for_each_entry_safe(job, tmp, jobs, engine_link) {
+		list_del_init(&job->engine_link);
+		job_end(fdev, job, status);
+	}
+}
+
+/* Takes a job off the engine: the caller owns it and its engine handles. */
+static void job_take(struct flaxdrm_device *fdev, struct flaxdrm_job *job,
+		     struct list_head *jobs, struct list_head *handles)
+{
+	lockdep_assert_held(&fdev->engine_lock);
+	list_move_tail(&job->engine_link, jobs);
+	job->state = FLAXDRM_JOB_ENDED;
+	if (job->engine_handles) {
+		list_add_tail(&job->engine_handles->link, handles);
+		job->engine_handles = NULL;
+	}
+}
+
+/* Deletes handles in the engine's file; the file must be open. */
+static void engine_handles_release(struct flaxdrm_engine_handles *handles)
 {
 	u32 i;
 
-	for (i = 0; i < job->num_engine_handles; i++)
-		drm_gem_handle_delete(job->engine_file, job->engine_handles[i]);
-	kvfree(job->engine_handles);
-	job->engine_handles = NULL;
-	job->num_engine_handles = 0;
-	job->engine_file = NULL;
+	for (i = 0; i < handles->count; i++)
+		drm_gem_handle_delete(handles->file, handles->handles[i]);
+	kvfree(handles);
 }
 
-/* Ends a job the engine has (or had queued) with a status. */
-static void job_finish(struct flaxdrm_device *fdev, struct flaxdrm_job *job,
-		       int status)
+static void engine_handles_release_all(struct list_head *list)
 {
-	struct flaxdrm_ctx *ctx = job->ctx;
+	struct flaxdrm_engine_handles *handles, *tmp;
 
-	lockdep_assert_held(&fdev->engine_lock);
-	list_del_init(&job->engine_link);
-	job_drop_engine_handles(job);
-	job->state = FLAXDRM_JOB_DONE;
-	job->status = status;
-	flaxdrm_job_account(job, status);
-	ctx_retire(fdev, ctx);
+	list_for_each_entry_safe(handles, tmp, list, link)
+		engine_handles_release(handles);
 }
 
 static unsigned long job_timeout(void)
@@ -109,25 +159,28 @@ struct dma_fence *flaxdrm_engine_run(struct flaxdrm_job *job)
 	struct flaxdrm_device *fdev = job->fdev;
 	struct flaxdrm_ctx *ctx = job->ctx;
 	struct dma_fence *fence;
+	unsigned long flags;
+	bool cookie;
 	int error;
 
-	mutex_lock(&fdev->engine_lock);
+	/* every fence of the scheduler waits for run_job */
+	cookie = dma_fence_begin_signalling();
+	spin_lock_irqsave(&fdev->fence_lock, flags);
 	dma_fence_init(job->hw_fence, &flaxdrm_fence_ops, &fdev->fence_lock,
 		       ctx->fence_context, ++ctx->seqno);
+	list_add_tail(&job->ctx_link, &ctx->running);
+	spin_unlock_irqrestore(&fdev->fence_lock, flags);
 	job->hw_fence_init = true;
 	fence = dma_fence_get(job->hw_fence);
-	list_add_tail(&job->ctx_link, &ctx->running);
 
+	mutex_lock(&fdev->engine_lock);
 	error = job->base.s_fence->finished.error;
 	if (!fdev->engine)
 		error = -ENODEV;
 	else if (fdev->engine_stalled)
 		error = -ETIMEDOUT;
 	if (error) {
-		job->state = FLAXDRM_JOB_DONE;
-		job->status = error;
-		flaxdrm_job_account(job, error);
-		ctx_retire(fdev, ctx);
+		job->state = FLAXDRM_JOB_ENDED;
 	} else {
 		/* an idle engine's clock starts with its first job */
 		if (list_empty(&fdev->queue))
@@ -138,6 +191,10 @@ struct dma_fence *flaxdrm_engine_run(struct flaxdrm_job *job)
 		wake_up_interruptible(&fdev->engine_wq);
 	}
 	mutex_unlock(&fdev->engine_lock);
+
+	if (error)
+		job_end(fdev, job, error);
+	dma_fence_end_signalling(cookie);
 	return fence;
 }
 
@@ -147,17 +204,29 @@ void flaxdrm_engine_timeout_work(struct work_struct *work)
 					       struct flaxdrm_job,
 					       timeout_work);
 	struct flaxdrm_device *fdev = job->fdev;
-
-	struct flaxdrm_job *tmp;
+	struct flaxdrm_job *queued, *tmp;
 	unsigned long deadline;
+	LIST_HEAD(handles);
+	LIST_HEAD(ended);
+	bool cookie;
 
+	cookie = dma_fence_begin_signalling();
 	/* free_job cancels this work synchronously: the job is alive */
 	mutex_lock(&fdev->engine_lock);
 	switch (job->state) {
 	case FLAXDRM_JOB_FETCHED:
-		/* the timer was restarted by FETCH: the engine took too long */
+		/* a run of this work queued before FETCH may come late */
+		if (time_before(jiffies, job->deadline)) {
+			mod_delayed_work(system_wq, &job->timeout_work,
+					 job->deadline - jiffies);
+			break;
+		}
+		/* the engine took too long */
 		drm_dbg_driver(&fdev->drm, "job %llu timed out\n", job->job_id);
-		job_finish(fdev, job, -ETIMEDOUT);
+		job_take(fdev, job, &ended, &handles);
+		/* engine_detach waits for these handles to be deleted */
+		if (!list_empty(&handles))
+			WRITE_ONCE(fdev->handle_drops, fdev->handle_drops + 1);
 		break;
 	case FLAXDRM_JOB_QUEUED:
 		/* waiting is fine while the engine makes progress */
@@ -171,32 +240,58 @@ void flaxdrm_engine_timeout_work(struct work_struct *work)
 		drm_dbg_driver(&fdev->drm, "engine stalled at job %llu\n",
 			       job->job_id);
 		fdev->engine_stalled = true;
-		/* tmp is not finished, so retiring cannot free it */
-		list_for_each_entry_safe(job, tmp, &fdev->queue, engine_link)
-			job_finish(fdev, job, -ETIMEDOUT);
+		list_for_each_entry_safe(queued, tmp, &fdev->queue, engine_link)
+			job_take(fdev, queued, &ended, &handles);
 		break;
 	default:
+		/* FETCHING: the FETCH rearms the timer; ENDED: not ours */
 		break;
 	}
 	mutex_unlock(&fdev->engine_lock);
+	jobs_end(fdev, &ended, -ETIMEDOUT);
+	dma_fence_end_signalling(cookie);
+
+	if (!list_empty(&handles)) {
+		engine_handles_release_all(&handles);
+		mutex_lock(&fdev->engine_lock);
+		WRITE_ONCE(fdev->handle_drops, fdev->handle_drops - 1);
+		if (!fdev->handle_drops)
+			wake_up_all(&fdev->engine_wq);
+		mutex_unlock(&fdev->engine_lock);
+	}
 }
 
-/* The engine's file is closing: everything it had or would get fails. */
+/*
+ * The engine's file is closing: everything it had or would get fails. It
+ * cannot be in FETCH or COMPLETE now (release waits for its ioctls), so
+ * every job it holds is queued or in flight.
+ */
 void flaxdrm_engine_detach(struct flaxdrm_device *fdev, struct drm_file *file)
 {
 	struct flaxdrm_job *job, *tmp;
+	LIST_HEAD(handles);
+	LIST_HEAD(ended);
+	bool cookie;
 
 	mutex_lock(&fdev->engine_lock);
-	if (fdev->engine == file) {
-		WRITE_ONCE(fdev->engine, NULL);
-		/* tmp is not finished, so retiring cannot free it */
-		list_for_each_entry_safe(job, tmp, &fdev->inflight, engine_link)
-			job_finish(fdev, job, -ENODEV);
-		list_for_each_entry_safe(job, tmp, &fdev->queue, engine_link)
-			job_finish(fdev, job, -ENODEV);
-		wake_up_all(&fdev->engine_wq);
+	if (fdev->engine != file) {
+		mutex_unlock(&fdev->engine_lock);
+		return;
 	}
+	WRITE_ONCE(fdev->engine, NULL);
+	list_for_each_entry_safe(job, tmp, &fdev->inflight, engine_link)
+		job_take(fdev, job, &ended, &handles);
+	list_for_each_entry_safe(job, tmp, &fdev->queue, engine_link)
+		job_take(fdev, job, &ended, &handles);
+	wake_up_all(&fdev->engine_wq);
 	mutex_unlock(&fdev->engine_lock);
+
+	cookie = dma_fence_begin_signalling();
+	jobs_end(fdev, &ended, -ENODEV);
+	dma_fence_end_signalling(cookie);
+	engine_handles_release_all(&handles);
+	/* DRM frees the file after this: timers must be done with its handles */
+	wait_event(fdev->engine_wq, !READ_ONCE(fdev->handle_drops));
 }
 
 int flaxdrm_ioctl_engine_attach(struct drm_device *dev, void *data,
@@ -229,18 +324,21 @@ static size_t job_wire_size(const struct flaxdrm_job *job)
 }
 
 /* Creates one handle per distinct BO in the engine's file. */
-static int job_create_engine_handles(struct flaxdrm_job *job,
-				     struct drm_file *file, u32 *tensor_handle)
+static struct flaxdrm_engine_handles *
+job_create_engine_handles(const struct flaxdrm_job *job, struct drm_file *file,
+			  u32 *tensor_handle)
 {
-	u32 i, j, n = 0;
+	struct flaxdrm_engine_handles *handles;
+	u32 i, j;
 	int ret;
 
-	job->engine_handles = kvcalloc(job->num_tensors,
-				       sizeof(*job->engine_handles),
-				       GFP_KERNEL);
-	if (job->num_tensors && !job->engine_handles)
-		return -ENOMEM;
-	job->engine_file = file;
+	handles = kvmalloc(struct_size(handles, handles, job->num_tensors),
+			   GFP_KERNEL);
+	if (!handles)
+		return ERR_PTR(-ENOMEM);
+	INIT_LIST_HEAD(&handles->link);
+	handles->file = file;
+	handles->count = 0;
 
 	for (i = 0; i < job->num_tensors; i++) {
 		tensor_handle[i] = 0;
@@ -254,16 +352,14 @@ static int job_create_engine_handles(struct flaxdrm_job *job,
 			continue;
 		}
 		ret = drm_gem_handle_create(file, job->bos[i],
-					    &job->engine_handles[n]);
+					    &handles->handles[handles->count]);
 		if (ret) {
-			job->num_engine_handles = n;
-			job_drop_engine_handles(job);
-			return ret;
+			engine_handles_release(handles);
+			return ERR_PTR(ret);
 		}
-		tensor_handle[i] = job->engine_handles[n++];
+		tensor_handle[i] = handles->handles[handles->count++];
 	}
-	job->num_engine_handles = n;
-	return 0;
+	return handles;
 }
 
 static void job_serialize(const struct flaxdrm_job *job, void *buf,
@@ -290,14 +386,46 @@ static void job_serialize(const struct flaxdrm_job *job, void *buf,
 		       job->num_ops * sizeof(*job->ops));
 }
 
+/*
+ * Writes a job the caller owns to the engine's buffer, with handles in the
+ * engine's file; on failure nothing is left behind.
+ */
+static struct flaxdrm_engine_handles *
+job_copy_out(const struct flaxdrm_job *job, struct drm_file *file,
+	     void __user *ubuf, size_t size)
+{
+	struct flaxdrm_engine_handles *handles;
+	u32 *tensor_handle;
+	void *buf;
+
+	buf = kvzalloc(size, GFP_KERNEL);
+	tensor_handle = kvcalloc(job->num_tensors, sizeof(*tensor_handle),
+				 GFP_KERNEL);
+	if (!buf || (job->num_tensors && !tensor_handle)) {
+		handles = ERR_PTR(-ENOMEM);
+		goto out;
+	}
+	handles = job_create_engine_handles(job, file, tensor_handle);
+	if (IS_ERR(handles))
+		goto out;
+	job_serialize(job, buf, tensor_handle);
+	if (copy_to_user(ubuf, buf, size)) {
+		engine_handles_release(handles);
+		handles = ERR_PTR(-EFAULT);
+	}
+out:
+	kvfree(tensor_handle);
+	kvfree(buf);
+	return handles;
+}
+
 int flaxdrm_ioctl_engine_fetch(struct drm_device *dev, void *data,
 			       struct drm_file *file)
 {
 	struct flaxdrm_device *fdev = to_flaxdrm(dev);
 	struct drm_flaxdrm_engine_fetch *args = data;
+	struct flaxdrm_engine_handles *handles;
 	struct flaxdrm_job *job;
-	u32 *tensor_handle = NULL;
-	void *buf = NULL;
 	size_t size;
 	long wait;
 	int ret;
@@ -317,6 +445,9 @@ int flaxdrm_ioctl_engine_fetch(struct drm_device *dev, void *data,
 			return wait;
 	}
 
+	ret = mutex_lock_interruptible(&fdev->fetch_lock);
+	if (ret)
+		return ret;
 	mutex_lock(&fdev->engine_lock);
 	if (fdev->engine != file) {
 		ret = -EPERM;
@@ -340,36 +471,45 @@ int flaxdrm_ioctl_engine_fetch(struct drm_device *dev, void *data,
 		goto out_unlock;
 	}
 
-	buf = kvzalloc(size, GFP_KERNEL);
-	tensor_handle = kvcalloc(job->num_tensors, sizeof(*tensor_handle),
-				 GFP_KERNEL);
-	if (!buf || (job->num_tensors && !tensor_handle)) {
-		ret = -ENOMEM;
-		goto out_unlock;
-	}
-	ret = job_create_engine_handles(job, file, tensor_handle);
-	if (ret)
-		goto out_unlock;
-	job_serialize(job, buf, tensor_handle);
-	if (copy_to_user(u64_to_user_ptr(args->buffer), buf, size)) {
-		job_drop_engine_handles(job);
-		ret = -EFAULT;
-		goto out_unlock;
-	}
+	/*
+	 * This call owns the job while it allocates, creates handles and
+	 * copies it out without engine_lock; the engine cannot detach before
+	 * the call returns, and the timer leaves a FETCHING job alone.
+	 */
+	list_del_init(&job->engine_link);
+	job->state = FLAXDRM_JOB_FETCHING;
+	mutex_unlock(&fdev->engine_lock);
 
+	handles = job_copy_out(job, file, u64_to_user_ptr(args->buffer), size);
+
+	mutex_lock(&fdev->engine_lock);
+	if (IS_ERR(handles)) {
+		/*
+		 * A bad buffer (EFAULT) or no memory: the job goes back to
+		 * the head of the queue, next again since FETCHes are
+		 * serialized, and waits as a queued job does.
+		 */
+		ret = PTR_ERR(handles);
+		job->state = FLAXDRM_JOB_QUEUED;
+		list_add(&job->engine_link, &fdev->queue);
+		mod_delayed_work(system_wq, &job->timeout_work, job_timeout());
+		goto out_unlock;
+	}
 	job->state = FLAXDRM_JOB_FETCHED;
+	job->engine_handles = handles;
 	job->fetch_ns = ktime_get_ns();
-	list_move_tail(&job->engine_link, &fdev->inflight);
+	list_add_tail(&job->engine_link, &fdev->inflight);
 	/* from now on the engine has the job's whole timeout for it */
-	mod_delayed_work(system_wq, &job->timeout_work, job_timeout());
+	job->deadline = jiffies + job_timeout();
+	mod_delayed_work(system_wq, &job->timeout_work,
+			 job->deadline - jiffies);
 	args->buffer_size = size;
 	args->job_id = job->job_id;
 	ret = 0;
 
 out_unlock:
 	mutex_unlock(&fdev->engine_lock);
-	kvfree(tensor_handle);
-	kvfree(buf);
+	mutex_unlock(&fdev->fetch_lock);
 	return ret;
 }
 
@@ -393,9 +533,12 @@ int flaxdrm_ioctl_engine_complete(struct drm_device *dev, void *data,
 	struct flaxdrm_device *fdev = to_flaxdrm(dev);
 	struct drm_flaxdrm_engine_complete *args = data;
 	struct drm_flaxdrm_op_timing *timings = NULL;
-	struct flaxdrm_job *job;
+	struct flaxdrm_job *job, *found = NULL;
 	u32 n = args->num_op_timings;
+	LIST_HEAD(handles);
+	LIST_HEAD(ended);
 	int ret = -ENOENT;
+	bool cookie;
 
 	if (args->flags || args->pad || args->reserved)
 		return -EINVAL;
@@ -424,24 +567,33 @@ int flaxdrm_ioctl_engine_complete(struct drm_device *dev, void *data,
 		ret = -EPERM;
 		goto out_unlock;
 	}
+	/* a job the timer took first is no longer in flight: ENOENT */
 	list_for_each_entry(job, &fdev->inflight, engine_link) {
 		if (job->job_id != args->job_id)
 			continue;
 		ret = check_op_timings(job, timings, n);
-		if (ret)
-			break;
-		job->exec_ns = args->exec_ns;
-		job->shader_invocations = args->shader_invocations;
-		job->op_timings = timings;
-		job->num_op_timings = n;
-		timings = NULL;
-		atomic64_add(args->exec_ns, &job->ctx->exec_ns);
-		engine_progress(fdev);
-		job_finish(fdev, job, args->status);
+		if (!ret) {
+			engine_progress(fdev);
+			job_take(fdev, job, &ended, &handles);
+			found = job;
+		}
 		break;
 	}
 out_unlock:
 	mutex_unlock(&fdev->engine_lock);
+
+	if (found) {
+		found->exec_ns = args->exec_ns;
+		found->shader_invocations = args->shader_invocations;
+		found->op_timings = timings;
+		found->num_op_timings = n;
+		timings = NULL;
+		atomic64_add(args->exec_ns, &found->ctx->exec_ns);
+		cookie = dma_fence_begin_signalling();
+		jobs_end(fdev, &ended, args->status);
+		dma_fence_end_signalling(cookie);
+		engine_handles_release_all(&handles);
+	}
 	kvfree(timings);
 	return ret;
 }

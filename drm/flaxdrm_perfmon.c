@@ -217,8 +217,9 @@ void flaxdrm_job_track(struct flaxdrm_job *job)
 
 /*
  * Counts a finished job in its perfmon and its file's totals and moves it
- * to the file's history. Called once the job's status is known, with or
- * without engine_lock; a second call does nothing.
+ * to the file's history. Called once the job's status is known, by the
+ * job's owner before it signals the fence (so no allocation here) or by
+ * free_job; a second call does nothing.
  */
 void flaxdrm_job_account(struct flaxdrm_job *job, int status)
 {

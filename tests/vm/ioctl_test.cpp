@@ -22,6 +22,7 @@
 
 #include <xf86drm.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -941,6 +942,52 @@ TEST_F(Ioctl, ProgramVariableMustMatchBinding) {
   r = ProgramCreate(fd(), d.root, d.tensors, d.ops);
   EXPECT_EQ(r.err, EINVAL);
   EXPECT_EQ(r.error_tensor, 1u);
+}
+
+TEST_F(Ioctl, ProgramF16DenseBetweenAstypes) {
+  // x.astype(f16) -> Dense on an f16 kernel -> astype(f32): accepted
+  const uint32_t F16 = FLAXDRM_DTYPE_F16;
+  uint32_t root = ModuleCreate(fd(), 0, FLAXDRM_KIND_MODULE, "", "MLP");
+  uint32_t dense = ModuleCreate(fd(), root, FLAXDRM_KIND_DENSE);
+  uint32_t bo = BoCreate(fd(), 4096);
+  auto k = VarArgs(dense, bo, 0, "params", "kernel", {kIn, kOut}, F16);
+  ASSERT_EQ(Err(fd(), DRM_IOCTL_FLAXDRM_VAR_BIND, &k), 0);
+  std::vector<drm_flaxdrm_tensor> tensors = {
+      Tensor(FLAXDRM_TENSOR_INPUT, {kBatch, kIn}),
+      Tensor(FLAXDRM_TENSOR_TEMP, {kBatch, kIn}, 0, "", "", F16),
+      Tensor(FLAXDRM_TENSOR_VARIABLE, {kIn, kOut}, dense, "params", "kernel",
+             F16),
+      Tensor(FLAXDRM_TENSOR_TEMP, {kBatch, kOut}, 0, "", "", F16),
+      Tensor(FLAXDRM_TENSOR_OUTPUT, {kBatch, kOut}),
+  };
+  std::vector<drm_flaxdrm_op> ops = {
+      Op(FLAXDRM_OP_ASTYPE, 0, {0}, {1}),
+      Op(FLAXDRM_OP_DENSE, dense, {1, 2}, {3}),
+      Op(FLAXDRM_OP_ASTYPE, 0, {3}, {4}),
+  };
+  ProgramResult r = ProgramCreate(fd(), root, tensors, ops);
+  EXPECT_EQ(r.err, 0) << "op " << r.error_op << " tensor " << r.error_tensor;
+  // the f32 x with the f16 kernel: the kernel is at fault
+  auto mixed = ops;
+  mixed[1].inputs[0] = 0;
+  mixed[1].outputs[0] = 4;
+  mixed.resize(2);
+  r = ProgramCreate(fd(), root, tensors, mixed);
+  EXPECT_EQ(r.err, EINVAL);
+  EXPECT_EQ(r.error_op, 1u);
+  EXPECT_EQ(r.error_tensor, 2u);
+  // astype to an integer dtype, and with an attribute
+  auto to_int = tensors;
+  to_int[4].dtype = FLAXDRM_DTYPE_I32;
+  r = ProgramCreate(fd(), root, to_int, ops);
+  EXPECT_EQ(r.err, EINVAL);
+  EXPECT_EQ(r.error_op, 2u);
+  EXPECT_EQ(r.error_tensor, 4u);
+  auto attr = ops;
+  attr[0].attrs[0] = 1;
+  r = ProgramCreate(fd(), root, tensors, attr);
+  EXPECT_EQ(r.err, EINVAL);
+  EXPECT_EQ(r.error_op, 0u);
 }
 
 TEST_F(Ioctl, ProgramModuleNotUnderRoot) {
@@ -2061,6 +2108,184 @@ TEST_F(EngineLink, Timeout) {
   EXPECT_EQ(Complete(id1, 0), ENOENT);
   EXPECT_EQ(Fetch(&buf, 0), 0u);
   EXPECT_EQ(GetParam(client(), FLAXDRM_PARAM_ENGINE_ATTACHED), 1u);
+}
+
+TEST_F(EngineLink, FetchIntoABadBufferKeepsTheJob) {
+  // FETCH copies the job out after taking it off the queue; a buffer it
+  // cannot write puts the job back at the head, without handles
+  uint32_t s1 = 0, s2 = 0;
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &s1), 0);
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &s2), 0);
+  uint64_t id1 = SubmitCall(s1);
+  uint64_t id2 = SubmitCall(s2);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  auto *pages = static_cast<uint8_t *>(mmap(nullptr, 2 * page,
+                                            PROT_READ | PROT_WRITE,
+                                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(pages, MAP_FAILED);
+  ASSERT_EQ(mprotect(pages + page, page, PROT_NONE), 0);
+  struct Case {
+    const char *what;
+    uintptr_t buffer;
+  } cases[] = {
+      {"unmapped", 8},
+      // the copy starts and faults at the page boundary
+      {"straddling", reinterpret_cast<uintptr_t>(pages + page - 64)},
+      {"inaccessible", reinterpret_cast<uintptr_t>(pages + page)},
+  };
+  for (const Case &c : cases) {
+    drm_flaxdrm_engine_fetch f{};
+    f.timeout_ms = 5000;
+    f.buffer = c.buffer;
+    f.buffer_size = 1 << 16;
+    EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_FETCH, &f), EFAULT)
+        << c.what;
+    EXPECT_EQ(f.job_id, 0u) << c.what;
+    // the engine file has no handle of the job (the fresh file's first
+    // handles would be 1 and 2)
+    for (uint32_t h = 1; h <= 4; h++) {
+      drm_flaxdrm_bo_mmap_offset mo{};
+      mo.handle = h;
+      EXPECT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_BO_MMAP_OFFSET, &mo), ENOENT)
+          << c.what << " handle " << h;
+    }
+    // the job is neither lost nor finished
+    EXPECT_EQ(FenceStatus(client(), s1), 0) << c.what;
+    drm_flaxdrm_job_query q{};
+    q.job_id = id1;
+    EXPECT_EQ(Err(client(), DRM_IOCTL_FLAXDRM_JOB_QUERY, &q), EBUSY)
+        << c.what;
+  }
+  munmap(pages, 2 * page);
+
+  // still first in line, then the one behind it; both run normally
+  std::vector<uint8_t> buf;
+  ASSERT_EQ(Fetch(&buf), id1);
+  auto *et = reinterpret_cast<drm_flaxdrm_engine_tensor *>(
+      buf.data() + sizeof(drm_flaxdrm_engine_job));
+  EXPECT_NE(et[0].bo, 0u);
+  ASSERT_EQ(Fetch(&buf), id2);
+  ASSERT_EQ(Complete(id1, 0), 0);
+  ASSERT_EQ(Complete(id2, 0), 0);
+  ASSERT_TRUE(WaitSyncobj(client(), s2, 10000));
+  EXPECT_EQ(FenceStatus(client(), s1), 1);
+  EXPECT_EQ(FenceStatus(client(), s2), 1);
+  // and the file counts them as completed, not failed
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(client()));
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("flaxdrm-jobs-failed:\t0"), std::string::npos) << text;
+}
+
+TEST_F(EngineLink, CompleteRacingTheTimeoutFinishesTheJobOnce) {
+  // COMPLETE issued around the moment the timer fires: exactly one of
+  // them finishes the job, and the client sees that one's status
+  saved_timeout_ = GetTimeout();
+  const unsigned timeout_ms = 100;
+  SetTimeout(timeout_ms);
+  uint32_t sync = 0;
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &sync), 0);
+  std::vector<uint8_t> buf;
+  // submits and fetches a job; false if a slow guest let it time out
+  // while still queued (then it failed with -ETIMEDOUT, not handed out)
+  auto submit_and_fetch = [&](int i, uint64_t *id) {
+    *id = SubmitCall(sync);
+    uint64_t fetched = Fetch(&buf);
+    if (fetched == *id)
+      return true;
+    EXPECT_EQ(fetched, 0u) << i;
+    EXPECT_TRUE(WaitSyncobj(client(), sync, 20000)) << i;
+    EXPECT_EQ(FenceStatus(client(), sync), -ETIMEDOUT) << i;
+    return false;
+  };
+  int completed = 0, timed_out = 0;
+  for (int i = 0; i < 40; i++) {
+    uint64_t id = 0;
+    if (!submit_and_fetch(i, &id))
+      continue;
+    // from half the timeout to one and a half times it
+    usleep(timeout_ms * 1000 / 2 + (i % 11) * timeout_ms * 100);
+    int err = Complete(id, 0);
+    ASSERT_TRUE(WaitSyncobj(client(), sync, 20000)) << i;
+    int status = FenceStatus(client(), sync);
+    if (err == 0) {
+      EXPECT_EQ(status, 1) << i;
+      completed++;
+    } else {
+      EXPECT_EQ(err, ENOENT) << i;
+      EXPECT_EQ(status, -ETIMEDOUT) << i;
+      timed_out++;
+    }
+    // once finished, it is finished: a second COMPLETE is unknown
+    EXPECT_EQ(Complete(id, 0), ENOENT) << i;
+  }
+  printf("COMPLETE won %d times, the timeout %d times\n", completed,
+         timed_out);
+
+  // the engine dying around the timeout: -ENODEV or -ETIMEDOUT, and the
+  // timer deleting the job's handles does not outlive the engine's file
+  for (int i = 0; i < 10; i++) {
+    uint64_t id = 0;
+    if (!submit_and_fetch(i, &id))
+      continue;
+    usleep(timeout_ms * 1000 / 2 + (i % 11) * timeout_ms * 100);
+    engine_.reset();
+    ASSERT_TRUE(WaitSyncobj(client(), sync, 20000)) << i;
+    int status = FenceStatus(client(), sync);
+    EXPECT_TRUE(status == -ENODEV || status == -ETIMEDOUT)
+        << i << " " << status;
+    engine_ = Fd(open(FindNodes().primary.c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_GE(engine_.get(), 0);
+    drm_flaxdrm_engine_attach a{};
+    ASSERT_EQ(Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_ATTACH, &a), 0);
+  }
+}
+
+TEST_F(EngineLink, ConcurrentFetchesHandOutEachJobOnce) {
+  // two engine threads fetching from one queue: every job once, in order
+  const int kJobs = 24;
+  uint32_t tl = 0;
+  ASSERT_EQ(drmSyncobjCreate(client(), 0, &tl), 0);
+  std::vector<uint64_t> ids;
+  for (uint64_t i = 1; i <= kJobs; i++) {
+    Submit call(FLAXDRM_JOB_CALL, m_.root, m_.program);
+    call.Bind(0, io_bo_, 0);
+    call.Bind(4, io_bo_, 1024);
+    call.args.out_sync = {tl, 0, i};
+    ASSERT_EQ(call.Run(client()), 0);
+    ids.push_back(call.args.job_id);
+  }
+  std::vector<uint64_t> got[2];
+  auto fetcher = [&](int which) {
+    std::vector<uint8_t> buf(1 << 16);
+    for (;;) {
+      drm_flaxdrm_engine_fetch f{};
+      f.timeout_ms = 1000;
+      f.buffer = reinterpret_cast<uintptr_t>(buf.data());
+      f.buffer_size = static_cast<uint32_t>(buf.size());
+      if (Err(engine(), DRM_IOCTL_FLAXDRM_ENGINE_FETCH, &f) || !f.job_id)
+        return;
+      got[which].push_back(f.job_id);
+      EXPECT_EQ(Complete(f.job_id, 0), 0);
+    }
+  };
+  std::thread a(fetcher, 0), b(fetcher, 1);
+  a.join();
+  b.join();
+  std::vector<uint64_t> all = got[0];
+  all.insert(all.end(), got[1].begin(), got[1].end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, ids);
+  // each thread saw its jobs in queue order
+  for (const auto &g : got)
+    EXPECT_TRUE(std::is_sorted(g.begin(), g.end()));
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t abs = ts.tv_sec * 1000000000ll + ts.tv_nsec + 10000000000ll;
+  uint64_t point = kJobs;
+  ASSERT_EQ(drmSyncobjTimelineWait(client(), &tl, &point, 1, abs,
+                                   DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL, nullptr),
+            0);
 }
 
 TEST_F(EngineLink, EngineDeath) {

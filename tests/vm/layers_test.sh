@@ -16,7 +16,7 @@
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=${FLAXDRM_BIN_DIR:-$ROOT/build/release/userspace}
+BIN=${FLAXDRM_BIN_DIR:-${FLAXDRM_BUILD_DIR:-$ROOT/build}/release/userspace}
 FLAXDRM=$BIN/flaxdrm
 PY=/usr/bin/python3
 DEVICES=${FLAXDRM_LAYERS_DEVICES:-drm}

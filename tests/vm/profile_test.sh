@@ -20,7 +20,7 @@
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=${FLAXDRM_BIN_DIR:-$ROOT/build/release/userspace}
+BIN=${FLAXDRM_BIN_DIR:-${FLAXDRM_BUILD_DIR:-$ROOT/build}/release/userspace}
 FLAXDRM=$BIN/flaxdrm
 EX=$ROOT/examples/mlp
 PY=/usr/bin/python3 # Debian's python (json is enough; a pyenv python3 may be first on PATH)

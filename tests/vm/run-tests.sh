@@ -35,7 +35,10 @@ set -u -o pipefail
 
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SELF_DIR/../.." && pwd)
-RESULTS=$ROOT/build/vm/results
+# make BUILD=DIR: the build tree to test (release/, vm/), default build/;
+# the tests in the VM learn it from FLAXDRM_BUILD_DIR
+export FLAXDRM_BUILD_DIR=${BUILD:-${FLAXDRM_BUILD_DIR:-$ROOT/build}}
+RESULTS=$FLAXDRM_BUILD_DIR/vm/results
 
 # ------------------------------------------------------- inside the VM
 if [ "${1:-}" = --in-vm ]; then
@@ -95,7 +98,7 @@ if [ "${1:-}" = --in-vm ]; then
 fi
 
 # ------------------------------------------------------- on the host
-bin_dir=${FLAXDRM_VM_TEST_BIN_DIR:-$ROOT/build/release/tests/vm}
+bin_dir=${FLAXDRM_VM_TEST_BIN_DIR:-$FLAXDRM_BUILD_DIR/release/tests/vm}
 tests=()
 if [ -d "$bin_dir" ]; then
 	for f in "$bin_dir"/*_test; do
@@ -160,8 +163,8 @@ if [ ${#root_tests[@]} -gt 0 ]; then
 fi
 
 case $rc in
-0) echo "run-tests: VM tests PASSED (results in build/vm/results/)" ;;
-1) echo "run-tests: VM tests FAILED (results in build/vm/results/)" ;;
-*) echo "run-tests: VM tests FAILED: harness status $rc (see run.sh messages above; console in build/vm/last-console.log)" ;;
+0) echo "run-tests: VM tests PASSED (results in $RESULTS/)" ;;
+1) echo "run-tests: VM tests FAILED (results in $RESULTS/)" ;;
+*) echo "run-tests: VM tests FAILED: harness status $rc (see run.sh messages above; console in $FLAXDRM_BUILD_DIR/vm/last-console.log)" ;;
 esac
 exit "$rc"

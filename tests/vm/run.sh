@@ -53,7 +53,9 @@ set -u -o pipefail
 
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SELF_DIR/../.." && pwd)
-VMDIR=$ROOT/build/vm
+# make BUILD=DIR: the build tree (kmod/, release/, vm/) to use, default build/
+BUILD_DIR=${BUILD:-${FLAXDRM_BUILD_DIR:-$ROOT/build}}
+VMDIR=$BUILD_DIR/vm
 
 # Lines in the kernel log that fail a run.
 # "leaked" and "left at unload" are flaxdrm's own leak reports at rmmod.
@@ -159,14 +161,14 @@ build_initramfs() {
 build_initramfs || exit 125
 
 # ---------------------------------------------------------------- the run
-kmod=${FLAXDRM_KMOD:-$ROOT/build/kmod/$kver/flaxdrm.ko}
+kmod=${FLAXDRM_KMOD:-$BUILD_DIR/kmod/$kver/flaxdrm.ko}
 if [ "$kmod_wanted" = 0 ]; then
 	kmod=
 elif [ ! -r "$kmod" ]; then
 	err "WARNING: $kmod not built: running without flaxdrm.ko (and without the engine)"
 	kmod=
 fi
-engine_bin=${FLAXDRM_ENGINE:-$ROOT/build/release/userspace/flaxdrm-engine}
+engine_bin=${FLAXDRM_ENGINE:-$BUILD_DIR/release/userspace/flaxdrm-engine}
 if [ "$engine" = 0 ]; then
 	engine_bin=
 elif [ -z "$kmod" ]; then
@@ -308,7 +310,7 @@ if [ -f "$rundir/status" ]; then
 fi
 
 show_console_tail() {
-	err "---- last ${1:-40} lines of the console (build/vm/last-console.log) ----"
+	err "---- last ${1:-40} lines of the console ($VMDIR/last-console.log) ----"
 	tail -n "${1:-40}" "$console" | sed 's/^/  | /' >&2
 }
 
@@ -353,7 +355,7 @@ if [ -n "$splats" ]; then
 		[ -f "$f" ] || continue
 		n=$(grep -n -F -- "$first" "$f" | head -n1 | cut -d: -f1)
 		[ -n "$n" ] || continue
-		err "---- kernel log from the first match (build/vm/last-$( [ "$f" = "$console" ] && echo console || echo dmesg).log:$n) ----"
+		err "---- kernel log from the first match ($VMDIR/last-$( [ "$f" = "$console" ] && echo console || echo dmesg).log:$n) ----"
 		sed -n "$((n > 5 ? n - 5 : 1)),$((n + 40))p" "$f" | sed 's/^/  | /' >&2
 		break
 	done

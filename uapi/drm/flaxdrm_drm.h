@@ -558,8 +558,11 @@ struct drm_flaxdrm_engine_attach {
  * same file). With timeout_ms, it blocks (interruptibly) until
  * a job is queued; none by then returns 0 with job_id 0 and buffer_size 0.
  * A buffer smaller than the job is ENOSPC with buffer_size set to the size
- * needed; the job stays queued. A timed-out job is forgotten: its late
- * COMPLETE is ENOENT, like one for an unknown job_id.
+ * needed; the job stays queued. A buffer the kernel cannot write is EFAULT
+ * (ENOMEM when memory runs out): no handle is left behind and the job goes
+ * back to the head of the queue, still the next one (FETCH calls are
+ * serialized). A timed-out job is forgotten: its late COMPLETE is ENOENT,
+ * like one for an unknown job_id.
  *
  * writable: OUTPUT and TEMP tensors, and the VARIABLEs the CALL writes (the
  * program has them as op outputs; they are then in a mutable collection);
