@@ -149,6 +149,7 @@ static const struct op_rule op_rules[FLAXDRM_OP_COUNT] = {
 	[FLAXDRM_OP_CONCAT] = { "concatenate", 0, 1, FLAXDRM_MAX_OP_INPUTS,
 				1, 1, flaxdrm_rule_concat },
 	[FLAXDRM_OP_SLICE] = PLAIN("slice", 1, 1, flaxdrm_rule_slice),
+	[FLAXDRM_OP_ASTYPE] = PLAIN("astype", 1, 1, flaxdrm_rule_astype),
 };
 
 static const struct op_rule *op_rule(__u32 opcode)

@@ -272,7 +272,7 @@ void flaxdrm_op_cost(const struct drm_flaxdrm_op *op,
 		cost->bytes_written = cost->bytes_read;
 		break;
 	default:
-		/* transpose, concat: copies */
+		/* transpose, concat, astype: copies */
 		moves(&o, 0, cost);
 		break;
 	}

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* Program rules: Dense/DenseGeneral, Embed lookup and attend, matmul. */
+/*
+ * Program rules: Dense/DenseGeneral, Embed lookup and attend, matmul.
+ * Dense, attend and matmul take F32 or F16, one dtype for all operands.
+ */
 #include "flaxdrm_rules_ops.h"
 
 int flaxdrm_rule_dense(const struct drm_flaxdrm_op *op,
@@ -13,7 +16,7 @@ int flaxdrm_rule_dense(const struct drm_flaxdrm_op *op,
 
 	if (!rule_attrs_zero_from(op, 1) || n > FLAXDRM_MAX_RANK)
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32 || x->rank < n)
+	if (!rule_float(x->dtype) || x->rank < n)
 		return 0;
 	/* kernel[k1..kn, f1..fm] contracts the last n axes of x */
 	if (w->dtype != x->dtype || w->rank <= n)
@@ -47,7 +50,7 @@ int flaxdrm_rule_attend(const struct drm_flaxdrm_op *op,
 
 	if (!rule_attrs_zero_from(op, 0))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (q->dtype != FLAXDRM_DTYPE_F32 || q->rank < 1)
+	if (!rule_float(q->dtype) || q->rank < 1)
 		return 0;
 	if (table->dtype != q->dtype || table->rank != 2 ||
 	    table->dims[1] != q->dims[q->rank - 1])
@@ -94,7 +97,7 @@ int flaxdrm_rule_matmul(const struct drm_flaxdrm_op *op,
 
 	if (op->attrs[0] > 3 || !rule_attrs_zero_from(op, 1))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (a->dtype != FLAXDRM_DTYPE_F32 || a->rank < 2)
+	if (!rule_float(a->dtype) || a->rank < 2)
 		return 0;
 	if (b->dtype != a->dtype || b->rank < 2)
 		return 1;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* Program rules: unary and binary elementwise ops, softmax, dropout. */
+/* Program rules: unary and binary elementwise ops, softmax, dropout, astype. */
 #include "flaxdrm_rules_ops.h"
 
 int flaxdrm_rule_unary(const struct drm_flaxdrm_op *op,
@@ -24,11 +24,14 @@ int flaxdrm_rule_unary(const struct drm_flaxdrm_op *op,
 	}
 	if (!rule_attrs_zero_from(op, from))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32)
+	if (op->opcode == FLAXDRM_OP_SOFTMAX ||
+	    op->opcode == FLAXDRM_OP_LOG_SOFTMAX) {
+		if (x->dtype != FLAXDRM_DTYPE_F32 || x->rank < 1)
+			return 0;
+	} else if (!rule_float(x->dtype)) {
+		/* the activations also take F16 */
 		return 0;
-	if ((op->opcode == FLAXDRM_OP_SOFTMAX ||
-	     op->opcode == FLAXDRM_OP_LOG_SOFTMAX) && x->rank < 1)
-		return 0;
+	}
 	if (!rule_same_shape(x, rule_out(op, t, 0)))
 		return rule_out_pos(op, 0);
 	return FLAXDRM_RULE_OK;
@@ -44,7 +47,7 @@ int flaxdrm_rule_binary(const struct drm_flaxdrm_op *op,
 
 	if (!rule_attrs_zero_from(op, 0))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (a->dtype != FLAXDRM_DTYPE_F32)
+	if (!rule_float(a->dtype))
 		return 0;
 	if (b->dtype != a->dtype)
 		return 1;
@@ -73,6 +76,22 @@ int flaxdrm_rule_dropout(const struct drm_flaxdrm_op *op,
 	if (x->dtype != FLAXDRM_DTYPE_F32)
 		return 0;
 	if (!rule_same_shape(x, rule_out(op, t, 0)))
+		return rule_out_pos(op, 0);
+	return FLAXDRM_RULE_OK;
+}
+
+int flaxdrm_rule_astype(const struct drm_flaxdrm_op *op,
+			const struct drm_flaxdrm_tensor *t)
+{
+	const struct drm_flaxdrm_tensor *x = rule_in(op, t, 0);
+	const struct drm_flaxdrm_tensor *y = rule_out(op, t, 0);
+
+	if (!rule_attrs_zero_from(op, 0))
+		return FLAXDRM_RULE_BAD_ATTRS;
+	if (!rule_float(x->dtype))
+		return 0;
+	if (!rule_float(y->dtype) ||
+	    !rule_shape_is(y, y->dtype, x->rank, x->dims))
 		return rule_out_pos(op, 0);
 	return FLAXDRM_RULE_OK;
 }

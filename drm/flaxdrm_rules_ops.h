@@ -67,6 +67,12 @@ static inline int rule_f32_unit(__u32 bits)
 	return bits < RULE_F32_ONE;
 }
 
+/* The floating dtypes ops compute on: F32, and F16 (f32 inside). */
+static inline int rule_float(__u32 dtype)
+{
+	return dtype == FLAXDRM_DTYPE_F32 || dtype == FLAXDRM_DTYPE_F16;
+}
+
 /* dense.c: Dense/DenseGeneral, Embed lookup and attend, batched matmul */
 int flaxdrm_rule_dense(const struct drm_flaxdrm_op *op,
 		       const struct drm_flaxdrm_tensor *t);
@@ -77,13 +83,15 @@ int flaxdrm_rule_embed(const struct drm_flaxdrm_op *op,
 int flaxdrm_rule_matmul(const struct drm_flaxdrm_op *op,
 			const struct drm_flaxdrm_tensor *t);
 
-/* elementwise.c: unary, binary with broadcasting, softmax, dropout */
+/* elementwise.c: unary, binary with broadcasting, softmax, dropout, astype */
 int flaxdrm_rule_unary(const struct drm_flaxdrm_op *op,
 		       const struct drm_flaxdrm_tensor *t);
 int flaxdrm_rule_binary(const struct drm_flaxdrm_op *op,
 			const struct drm_flaxdrm_tensor *t);
 int flaxdrm_rule_dropout(const struct drm_flaxdrm_op *op,
 			 const struct drm_flaxdrm_tensor *t);
+int flaxdrm_rule_astype(const struct drm_flaxdrm_op *op,
+			const struct drm_flaxdrm_tensor *t);
 
 /* layout.c: reductions, reshape, transpose, concat, slice */
 int flaxdrm_rule_reduce(const struct drm_flaxdrm_op *op,

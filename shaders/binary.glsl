@@ -26,6 +26,19 @@
 // maximum/minimum propagate NaN like jnp.maximum/jnp.minimum (GLSL's
 // max/min leave the result undefined for NaN).
 
+// F16 (-DF16=1, with any of the three): a, b and out are f16 tensors
+// (texel buffers RGBA16F), computed in f32 and rounded once.
+
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ELEM float16_t
+#define ELEM4 f16vec4
+#else
+#define ELEM float
+#define ELEM4 vec4
+#endif
+
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint MODE = 0;
@@ -58,21 +71,21 @@ layout(push_constant) uniform Params {
 #if defined(TEXEL)
 layout(set = 0, binding = 0) uniform samplerBuffer a4;
 layout(set = 0, binding = 1) uniform samplerBuffer b4;
-layout(set = 0, binding = 2, std430) writeonly restrict buffer BufOut { vec4 dst4[]; };
-layout(set = 0, binding = 3, std430) readonly restrict buffer BufS { float scalar[]; };
+layout(set = 0, binding = 2, std430) writeonly restrict buffer BufOut { ELEM4 dst4[]; };
+layout(set = 0, binding = 3, std430) readonly restrict buffer BufS { ELEM scalar[]; };
 #define LOAD_A(i) texelFetch(a4, int(i))
 #define LOAD_B(i) texelFetch(b4, int(i))
 #elif defined(VEC4)
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufA { vec4 a4[]; };
-layout(set = 0, binding = 1, std430) readonly restrict buffer BufB { vec4 b4[]; };
-layout(set = 0, binding = 2, std430) writeonly restrict buffer BufOut { vec4 dst4[]; };
-layout(set = 0, binding = 3, std430) readonly restrict buffer BufS { float scalar[]; };
-#define LOAD_A(i) a4[i]
-#define LOAD_B(i) b4[i]
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufA { ELEM4 a4[]; };
+layout(set = 0, binding = 1, std430) readonly restrict buffer BufB { ELEM4 b4[]; };
+layout(set = 0, binding = 2, std430) writeonly restrict buffer BufOut { ELEM4 dst4[]; };
+layout(set = 0, binding = 3, std430) readonly restrict buffer BufS { ELEM scalar[]; };
+#define LOAD_A(i) vec4(a4[i])
+#define LOAD_B(i) vec4(b4[i])
 #else
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufA { float a[]; };
-layout(set = 0, binding = 1, std430) readonly restrict buffer BufB { float b[]; };
-layout(set = 0, binding = 2, std430) writeonly restrict buffer BufOut { float dst[]; };
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufA { ELEM a[]; };
+layout(set = 0, binding = 1, std430) readonly restrict buffer BufB { ELEM b[]; };
+layout(set = 0, binding = 2, std430) writeonly restrict buffer BufOut { ELEM dst[]; };
 #endif
 
 float apply(float x, float y)
@@ -123,15 +136,15 @@ void main()
 		offsets(4 * i, ia, ib);
 		if (MODE == MODE_SCALAR_B) {
 			x = LOAD_A(pc.a_off + ia / 4);
-			y = vec4(scalar[pc.b_off + ib]);
+			y = vec4(float(scalar[pc.b_off + ib]));
 		} else if (MODE == MODE_SCALAR_A) {
-			x = vec4(scalar[pc.a_off + ia]);
+			x = vec4(float(scalar[pc.a_off + ia]));
 			y = LOAD_B(pc.b_off + ib / 4);
 		} else {
 			x = LOAD_A(pc.a_off + ia / 4);
 			y = LOAD_B(pc.b_off + ib / 4);
 		}
-		dst4[pc.out_off + i] = vec4(apply(x.x, y.x), apply(x.y, y.y), apply(x.z, y.z), apply(x.w, y.w));
+		dst4[pc.out_off + i] = ELEM4(vec4(apply(x.x, y.x), apply(x.y, y.y), apply(x.z, y.z), apply(x.w, y.w)));
 #else
 		float x, y;
 		if (MODE == MODE_SAME) {
@@ -149,7 +162,7 @@ void main()
 			x = a[pc.a_off + ia];
 			y = b[pc.b_off + ib];
 		}
-		dst[pc.out_off + i] = apply(x, y);
+		dst[pc.out_off + i] = ELEM(apply(x, y));
 #endif
 	}
 }

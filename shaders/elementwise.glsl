@@ -20,6 +20,19 @@
 // offsets are in vec4s; the host runs the tail (count % 4) on the scalar
 // module.
 
+// F16 (-DF16=1, with any of the three): x and y are f16 tensors (texel
+// buffers RGBA16F), stored as f16 and computed in f32, rounded once.
+
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ELEM float16_t
+#define ELEM4 f16vec4
+#else
+#define ELEM float
+#define ELEM4 vec4
+#endif
+
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint OP = 0;
 
@@ -48,15 +61,15 @@ layout(push_constant) uniform Params {
 
 #if defined(TEXEL)
 layout(set = 0, binding = 0) uniform samplerBuffer src4; // RGBA32F
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { vec4 dst4[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { ELEM4 dst4[]; };
 #define LOAD4(i) texelFetch(src4, int(i))
 #elif defined(VEC4)
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { vec4 src4[]; };
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { vec4 dst4[]; };
-#define LOAD4(i) src4[i]
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { ELEM4 src4[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { ELEM4 dst4[]; };
+#define LOAD4(i) vec4(src4[i])
 #else
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { float src[]; };
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { float dst[]; };
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { ELEM src[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { ELEM dst[]; };
 #endif
 
 // tanh(x) for all x: an odd Taylor series near 0 (|x| < 0.2, terms to
@@ -235,11 +248,11 @@ void main()
 	// count, in_off and out_off in vec4s here
 	for (uint i = group * gl_WorkGroupSize.x + gl_LocalInvocationID.x; i < pc.count; i += threads) {
 		const vec4 v = LOAD4(pc.in_off + i);
-		dst4[pc.out_off + i] = vec4(apply(v.x, 4 * i), apply(v.y, 4 * i + 1), apply(v.z, 4 * i + 2),
-					    apply(v.w, 4 * i + 3));
+		dst4[pc.out_off + i] = ELEM4(vec4(apply(v.x, 4 * i), apply(v.y, 4 * i + 1), apply(v.z, 4 * i + 2),
+						  apply(v.w, 4 * i + 3)));
 	}
 #else
 	for (uint i = group * gl_WorkGroupSize.x + gl_LocalInvocationID.x; i < pc.count; i += threads)
-		dst[pc.out_off + i] = apply(src[pc.in_off + i], i);
+		dst[pc.out_off + i] = ELEM(apply(float(src[pc.in_off + i]), i));
 #endif
 }

@@ -311,6 +311,14 @@ enum flaxdrm_opcode {
 	FLAXDRM_OP_TRANSPOSE = 0x39,	/* attrs[0..rank-1]: permutation */
 	FLAXDRM_OP_CONCAT = 0x3a,	/* 1..8 inputs; attrs[0]: axis */
 	FLAXDRM_OP_SLICE = 0x3b,	/* attrs[0..rank-1]: start; size from y */
+	/*
+	 * x.astype(y's dtype): x and y F32 or F16, same dims, no attributes.
+	 * f32 -> f16 rounds to nearest and overflows to infinity; NaN stays
+	 * NaN. Dense, attend, matmul, the binary ops and the unary
+	 * activations (not softmax) also run on F16 when all their tensors
+	 * are F16 (computing in f32).
+	 */
+	FLAXDRM_OP_ASTYPE = 0x3c,
 	FLAXDRM_OP_COUNT
 };
 

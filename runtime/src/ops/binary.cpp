@@ -2,10 +2,12 @@
 // divide, maximum, minimum): shaders/binary.comp. The broadcast is folded
 // into per-operand strides and collapsed (elementwise_common.hpp), so
 // same-shape and scalar operands take index-free paths, and a bias-style
-// broadcast ([M, N] + [N]) is a rank-2 walk.
+// broadcast ([M, N] + [N]) is a rank-2 walk. f16 tensors run on the F16
+// modules (*_f16: f16 storage, f32 arithmetic).
 #include <algorithm>
 
 #include "elementwise_common.hpp"
+#include "f16.hpp"
 #include "pipeline_cache.hpp"
 
 namespace flaxdrm::rt {
@@ -45,6 +47,12 @@ Strided<2> broadcast(const OpContext& ctx)
 	return s;
 }
 
+// The module for f32 tensors, or its f16 variant.
+std::string module_name(const char* base, const OpContext& ctx)
+{
+	return ctx.outputs[0].desc->dtype == FLAXDRM_DTYPE_F16 ? std::string(base) + "_f16" : std::string(base);
+}
+
 Mode mode_of(const Strided<2>& s)
 {
 	if (s.rank != 1)
@@ -65,6 +73,7 @@ public:
 
 	void check(const OpContext& ctx) const override
 	{
+		require_f16_device(ctx);
 		// The index-free paths are chunked; the general one binds whole.
 		if (mode_of(broadcast(ctx)) != MODE_GENERAL)
 			return;
@@ -81,7 +90,8 @@ public:
 		const Strided<2> s = broadcast(ctx);
 		const Mode mode = mode_of(s);
 		const uint32_t spec[] = {kWorkgroupSize, op_, mode};
-		const Pipeline& p = ctx.pipelines.get("binary", spec, 3, sizeof(BinaryPush));
+		const Pipeline& p = ctx.pipelines.get(module_name("binary", ctx), spec, 3, sizeof(BinaryPush));
+		const uint32_t es = y.desc->dtype == FLAXDRM_DTYPE_F16 ? 2 : 4; // bytes per element
 
 		const uint64_t n = y.elements();
 		// 4 elements per invocation where the innermost dim is a multiple
@@ -108,9 +118,9 @@ public:
 				pc.sb[d] = uint32_t(s.strides[1][d]);
 			}
 			const BufferRange bindings[] = {
-				a.range(0, a.size, 4, &pc.a_off, ctx.device),
-				b.range(0, b.size, 4, &pc.b_off, ctx.device),
-				y.range(0, y.size, 4, &pc.out_off, ctx.device),
+				a.range(0, a.size, es, &pc.a_off, ctx.device),
+				b.range(0, b.size, es, &pc.b_off, ctx.device),
+				y.range(0, y.size, es, &pc.out_off, ctx.device),
 			};
 			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(n, kWorkgroupSize));
 			return;
@@ -122,13 +132,13 @@ public:
 			pc.count = uint32_t(count);
 			pc.rank = 1;
 			auto operand = [&](const TensorView& t, bool scalar, uint32_t* off) {
-				return scalar ? t.range(0, 4, 4, off, ctx.device)
-					      : t.range(begin * 4, (begin + count) * 4, 4, off, ctx.device);
+				return scalar ? t.range(0, es, es, off, ctx.device)
+					      : t.range(begin * es, (begin + count) * es, es, off, ctx.device);
 			};
 			const BufferRange bindings[] = {
 				operand(a, mode == MODE_SCALAR_A, &pc.a_off),
 				operand(b, mode == MODE_SCALAR_B, &pc.b_off),
-				y.range(begin * 4, (begin + count) * 4, 4, &pc.out_off, ctx.device),
+				y.range(begin * es, (begin + count) * es, es, &pc.out_off, ctx.device),
 			};
 			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(count, kWorkgroupSize));
 		}
@@ -145,15 +155,18 @@ private:
 		const TensorView& b = ctx.inputs[1];
 		const TensorView& y = ctx.outputs[0];
 		const uint64_t n4 = y.elements() / 4;
+		const bool f16 = y.desc->dtype == FLAXDRM_DTYPE_F16;
+		const uint32_t es = f16 ? 2 : 4, vs = 4 * es; // bytes per element, per 4
 		const uint64_t max_texels = ctx.device.limits().maxTexelBufferElements;
 		const bool texel = ctx.device.cpu_kernels() &&
-				   (same || (a.size / 16 < max_texels && b.size / 16 < max_texels));
+				   (same || (a.size / vs < max_texels && b.size / vs < max_texels));
 		const uint32_t spec[] = {kWorkgroupSize, op_, mode};
 		const VkDescriptorType texel_types[] = {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
 							VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
 							VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER};
-		const Pipeline& p = texel ? ctx.pipelines.get("binary_texel", spec, texel_types, sizeof(BinaryPush))
-					  : ctx.pipelines.get("binary_vec4", spec, 4, sizeof(BinaryPush));
+		const Pipeline& p = texel ? ctx.pipelines.get(module_name("binary_texel", ctx), spec, texel_types,
+							      sizeof(BinaryPush))
+					  : ctx.pipelines.get(module_name("binary_vec4", ctx), spec, 4, sizeof(BinaryPush));
 		// Same shapes: chunks of the flat range. Otherwise whole operands
 		// (check() made sure they bind).
 		uint64_t chunk = same ? max_binding_bytes(ctx.device) / 16 - 16 : n4;
@@ -175,22 +188,22 @@ private:
 			const TensorView& va = mode == MODE_SCALAR_A ? b : a;
 			const TensorView& vb = mode == MODE_SCALAR_B ? a : b;
 			uint32_t dummy = 0;
-			const BufferRange sbind = mode == MODE_SCALAR_A	  ? a.range(0, a.size, 4, &pc.a_off, ctx.device)
-						  : mode == MODE_SCALAR_B ? b.range(0, b.size, 4, &pc.b_off, ctx.device)
-									  : y.range(0, 4, 4, &dummy, ctx.device);
+			const BufferRange sbind = mode == MODE_SCALAR_A	  ? a.range(0, a.size, es, &pc.a_off, ctx.device)
+						  : mode == MODE_SCALAR_B ? b.range(0, b.size, es, &pc.b_off, ctx.device)
+									  : y.range(0, es, es, &dummy, ctx.device);
 			auto operand = [&](const TensorView& t, uint32_t* off) {
-				BufferRange r = same ? t.range(begin * 16, (begin + count) * 16, 16, off, ctx.device)
-						     : t.range(0, t.size, 16, off, ctx.device);
+				BufferRange r = same ? t.range(begin * vs, (begin + count) * vs, vs, off, ctx.device)
+						     : t.range(0, t.size, vs, off, ctx.device);
 				if (texel) {
 					r.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-					r.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+					r.format = f16 ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT;
 				}
 				return r;
 			};
 			const BufferRange bindings[] = {
 				operand(va, mode == MODE_SCALAR_A ? &dummy : &pc.a_off),
 				operand(vb, mode == MODE_SCALAR_B ? &dummy : &pc.b_off),
-				y.range(begin * 16, (begin + count) * 16, 16, &pc.out_off, ctx.device),
+				y.range(begin * vs, (begin + count) * vs, vs, &pc.out_off, ctx.device),
 				sbind,
 			};
 			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), groups_for(count, kWorkgroupSize));

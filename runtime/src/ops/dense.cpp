@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "device.hpp"
+#include "dense_f16.hpp"
 #include "gemm.hpp"
 #include "kernel.hpp"
 #include "pipeline_cache.hpp"
@@ -91,12 +92,16 @@ class DenseKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
+		if (f16_gemm_op(ctx))
+			return check_f16_gemm_op(ctx);
 		const Shape s = shape_of(ctx);
 		check_gemm(ctx, ctx.inputs[0], ctx.inputs[1], s.M, s.N, s.K);
 	}
 
 	void record(OpContext& ctx) const override
 	{
+		if (f16_gemm_op(ctx))
+			return record_f16_gemm_op(ctx);
 		const Shape s = shape_of(ctx);
 		record_gemm(ctx, ctx.inputs[0], ctx.inputs[1], ctx.inputs.size() > 2 ? &ctx.inputs[2] : nullptr,
 			    ctx.outputs[0], s.M, s.N, s.K);

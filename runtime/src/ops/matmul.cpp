@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "device.hpp"
+#include "dense_f16.hpp"
 #include "gemm.hpp"
 #include "kernel.hpp"
 #include "pipeline_cache.hpp"
@@ -93,6 +94,8 @@ class MatmulKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
+		if (f16_gemm_op(ctx))
+			return check_f16_gemm_op(ctx);
 		const Strided s = describe(ctx);
 		if (s.plain_gemm) {
 			check_gemm(ctx, ctx.inputs[0], ctx.inputs[1], s.M, s.N, s.K);
@@ -112,6 +115,8 @@ public:
 
 	void record(OpContext& ctx) const override
 	{
+		if (f16_gemm_op(ctx))
+			return record_f16_gemm_op(ctx);
 		const Strided s = describe(ctx);
 		const TensorView& a = ctx.inputs[0];
 		const TensorView& b = ctx.inputs[1];
