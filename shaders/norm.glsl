@@ -6,7 +6,9 @@
 //   LayerNorm / RMSNorm: NB rows, S = product of the extra reduced axes,
 //                         G = 1, CG = C (the last axis)
 //   GroupNorm:            NB = N, S = spatial positions, G = groups, CG = C / G
-//   BatchNorm:            NB = 1, S = rows, G = C, CG = 1
+//   BatchNorm:            NB = 1, S = rows, G = C, CG = 1; with PER_CHANNEL
+//                         (C % 4 == 0) G = C / 4, CG = 4, and each
+//                         component of a unit keeps its own statistics
 //
 // Statistics are in f32 as Flax computes them (mean and E[x^2] - E[x]^2,
 // clipped at 0), but accumulated carefully: relative to the segment's first
@@ -28,6 +30,10 @@ layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint MODE = 0;
 layout(constant_id = 2) const bool LANE_MODE = false;
 layout(constant_id = 3) const bool VEC4 = false;
+// PER_CHANNEL (with VEC4, CG = 4, BatchNorm): each component of a vec4
+// unit is its own channel with its own statistics, so one segment is a
+// texel of 4 channels (G = C / 4) and every fetch serves 4 channels.
+layout(constant_id = 4) const bool PER_CHANNEL = false;
 
 #define MODE_LAYER 0u     // mean and variance from the segment
 #define MODE_RMS 1u       // mean of squares only
@@ -84,8 +90,8 @@ layout(set = 0, binding = 5, std430) readonly restrict buffer BufVar { float rva
 layout(set = 0, binding = 6, std430) writeonly restrict buffer BufNMean { float nmean[]; };
 layout(set = 0, binding = 7, std430) writeonly restrict buffer BufNVar { float nvar[]; };
 
-shared float red1[WG];
-shared float red2[WG];
+shared vec4 red1[WG];
+shared vec4 red2[WG];
 
 // Work goes in units of U elements: vec4s when VEC4 (CG and every offset
 // multiples of 4), else single floats carried in .x of a vec4 (the other
@@ -129,20 +135,26 @@ void main()
 		live = vec4(1.0);
 
 	// y = ((x - shift) - m1) * mul: the mean is shift + m1, never rounded
-	// to one float (which would cost its large part's ulp).
-	float shift = 0.0, m1 = 0.0, var = 0.0;
+	// to one float (which would cost its large part's ulp). Per component
+	// when PER_CHANNEL, else the same value in every live component.
+	vec4 shift = vec4(0.0), m1 = vec4(0.0), var = vec4(0.0);
 	const uint ch0 = g * cg;                      // in units
 	if (MODE == MODE_BN_INFER) {
-		m1 = rmean[pc.mean_off + g];
-		var = rvar[pc.var_off + g];
+		[[unroll]] for (uint c = 0; c < 4u; c++) {
+			const uint ch = PER_CHANNEL ? 4u * g + c : g;
+			m1[c] = rmean[pc.mean_off + ch];
+			var[c] = rvar[pc.var_off + ch];
+		}
 	} else {
-		shift = MODE == MODE_RMS ? 0.0 : LOADX4(x_off + base).x;
-		const vec4 shift4 = shift * live;
+		if (MODE != MODE_RMS) {
+			const vec4 first = LOADX4(x_off + base);
+			shift = PER_CHANNEL ? first : first.x * live;
+		}
 		vec4 t1 = vec4(0.0), t2 = vec4(0.0), p1 = vec4(0.0), p2 = vec4(0.0);
 		uint cnt = 0u;
 		Walk w = Walk(lane / cg, lane % cg);
 		for (uint k = lane; k < n; k += step) {
-			const vec4 v = LOADX4(x_off + base + w.s * row + w.c) - shift4;
+			const vec4 v = LOADX4(x_off + base + w.s * row + w.c) - shift;
 			p1 += v;
 			p2 = fma(v, v, p2);
 			if (++cnt == BLOCK / U) {
@@ -160,7 +172,11 @@ void main()
 		}
 		t1 += p1;
 		t2 += p2;
-		float s1 = (t1.x + t1.y) + (t1.z + t1.w), s2 = (t2.x + t2.y) + (t2.z + t2.w);
+		vec4 s1 = t1, s2 = t2;
+		if (!PER_CHANNEL) {
+			s1 = vec4((t1.x + t1.y) + (t1.z + t1.w));
+			s2 = vec4((t2.x + t2.y) + (t2.z + t2.w));
+		}
 		if (!LANE_MODE) {
 			red1[lane] = s1;
 			red2[lane] = s2;
@@ -177,35 +193,40 @@ void main()
 			s1 = red1[0];
 			s2 = red2[0];
 		}
-		const float inv_n = 1.0 / float(pc.S * pc.CG);
+		// Elements per statistic: S per channel, or the segment's S * CG.
+		const float inv_n = 1.0 / float(PER_CHANNEL ? pc.S : pc.S * pc.CG);
 		m1 = s1 * inv_n;
-		const float m2 = s2 * inv_n;
+		const vec4 m2 = s2 * inv_n;
 		// Clipped at 0 as Flax does; NaN (inf - inf) stays NaN, which
 		// max() might drop.
-		const float d = m2 - m1 * m1;
-		var = isnan(d) ? d : max(d, 0.0);
+		const vec4 d = m2 - m1 * m1;
+		var = mix(max(d, vec4(0.0)), d, isnan(d));
 		if (MODE == MODE_RMS) {
 			var = m2;
-			m1 = 0.0;
+			m1 = vec4(0.0);
 		}
 		if (MODE == MODE_BN_TRAIN && lane == 0u) {
-			const float mean = shift + m1;
-			nmean[pc.nmean_off + g] = pc.momentum * rmean[pc.mean_off + g] + (1.0 - pc.momentum) * mean;
-			nvar[pc.nvar_off + g] = pc.momentum * rvar[pc.var_off + g] + (1.0 - pc.momentum) * var;
+			[[unroll]] for (uint c = 0; c < (PER_CHANNEL ? 4u : 1u); c++) {
+				const uint ch = PER_CHANNEL ? 4u * g + c : g;
+				const float mean = shift[c] + m1[c];
+				nmean[pc.nmean_off + ch] = pc.momentum * rmean[pc.mean_off + ch] + (1.0 - pc.momentum) * mean;
+				nvar[pc.nvar_off + ch] = pc.momentum * rvar[pc.var_off + ch] + (1.0 - pc.momentum) * var[c];
+			}
 		}
 	}
 
-	const float mul = inversesqrt(var + pc.eps);
+	const vec4 mul = inversesqrt(var + pc.eps);
 	const bool has_scale = (pc.flags & FLAG_SCALE) != 0u;
 	const bool has_bias = (pc.flags & FLAG_BIAS) != 0u;
 	const uint scale_off = pc.scale_off / U, bias_off = pc.bias_off / U;
-	if (!VEC4 && pc.CG == 1u) {
-		// One channel per segment (BatchNorm): hoist its parameters.
-		const float m = mul * (has_scale ? SCALE4(scale_off + ch0).x : 1.0);
-		const float b = has_bias ? BIAS4(bias_off + ch0).x : 0.0;
+	if (cg == 1u) {
+		// One unit of channels per segment (BatchNorm): hoist its
+		// parameters.
+		const vec4 m = has_scale ? mul * SCALE4(scale_off + ch0) : mul;
+		const vec4 b = has_bias ? BIAS4(bias_off + ch0) : vec4(0.0);
 		for (uint s = lane; s < pc.S; s += step) {
 			const uint i = base + s * row;
-			y[y_off + i] = fma((LOADX4(x_off + i).x - shift) - m1, m, b);
+			store(y_off + i, fma((LOADX4(x_off + i) - shift) - m1, m, b));
 		}
 		return;
 	}
@@ -213,7 +234,7 @@ void main()
 	for (uint k = lane; k < n; k += step) {
 		const uint i = base + w.s * row + w.c;
 		const uint ch = ch0 + w.c;
-		const vec4 m = has_scale ? mul * SCALE4(scale_off + ch) : vec4(mul);
+		const vec4 m = has_scale ? mul * SCALE4(scale_off + ch) : mul;
 		const vec4 b = has_bias ? BIAS4(bias_off + ch) : vec4(0.0);
 		store(y_off + i, fma((LOADX4(x_off + i) - shift) - m1, m, b));
 		w.c += step_c;

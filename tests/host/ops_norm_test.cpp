@@ -377,7 +377,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormTest,
 					    ::testing::Values(BnCase{{5, 3}, 3}, BnCase{{2, 7, 7, 64}, 3},
 							      BnCase{{10000, 3}, 1}, BnCase{{1, 1}, 0},
 							      BnCase{{1, 9}, 2}, BnCase{{4, 13, 11, 40}, 3},
-							      BnCase{{7}, 3}, BnCase{{20, 20, 700}, 3})));
+							      BnCase{{7}, 3}, BnCase{{20, 20, 700}, 3},
+							      // 4 channels a unit: one unit; a
+							      // partial group of 8 lanes
+							      BnCase{{9, 4}, 3}, BnCase{{3, 5, 132}, 2})));
 
 TEST(BatchNorm, MomentumOneAndZero)
 {

@@ -114,10 +114,6 @@ public:
 
 		for (uint64_t nb0 = 0; nb0 < l.NB; nb0 += nb_chunk) {
 			const uint64_t nbs = std::min(nb_chunk, l.NB - nb0);
-			const uint64_t segs = nbs * l.G;
-			const uint64_t seg_size = l.S * l.CG;
-			const bool lane_mode = cpu ? segs >= 32 : (segs >= 4096 && seg_size <= 512);
-			const uint32_t wg = lane_mode ? (cpu ? 8 : 64) : (cpu ? 64 : 256);
 			const bool texel = cpu && nbs * row / 4 <= max_texels;
 
 			NormPush pc{};
@@ -153,9 +149,26 @@ public:
 				b[6] = b[7] = yr;
 			}
 			// vec4 units: C / G and every offset of x, y, scale, bias
-			// multiples of 4 (then all their sizes are too).
-			const bool vec4 = l.CG % 4 == 0 && pc.x_off % 4 == 0 && pc.y_off % 4 == 0 &&
-					  pc.scale_off % 4 == 0 && pc.bias_off % 4 == 0;
+			// multiples of 4 (then all their sizes are too). BatchNorm
+			// (CG = 1) with C % 4 == 0 takes 4 channels a unit, each
+			// its own statistics (PER_CHANNEL): a quarter of the fetches.
+			const bool offsets4 = pc.x_off % 4 == 0 && pc.y_off % 4 == 0 && pc.scale_off % 4 == 0 &&
+					      pc.bias_off % 4 == 0;
+			const bool per_channel = l.CG == 1 && l.NB == 1 && l.G % 4 == 0 && offsets4 &&
+						 (l.mode == MODE_BN_TRAIN || l.mode == MODE_BN_INFER);
+			const bool vec4 = (l.CG % 4 == 0 || per_channel) && offsets4;
+			if (per_channel) {
+				pc.G = uint32_t(l.G / 4);
+				pc.CG = 4;
+			}
+			const uint64_t segs = nbs * pc.G;
+			const uint64_t seg_size = l.S * pc.CG;
+			// CPU: lanes in step with contiguous units beat workgroups
+			// with shared-memory trees (BatchNorm 8x56x56x64 on
+			// lavapipe: 2 workgroups of 8 lanes 5-6 ms of CPU time per
+			// call, 16 workgroups of 64: 9-10 ms).
+			const bool lane_mode = cpu ? segs >= (per_channel ? 8 : 32) : (segs >= 4096 && seg_size <= 512);
+			const uint32_t wg = lane_mode ? (cpu ? 8 : 64) : (cpu ? 64 : 256);
 			VkDescriptorType types[8];
 			for (int i = 0; i < 8; i++)
 				types[i] = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
@@ -172,7 +185,8 @@ public:
 			const uint64_t gx = std::min<uint64_t>(groups, lim.maxComputeWorkGroupCount[0]);
 			const uint64_t gy = (groups + gx - 1) / gx;
 			pc.groups_x = uint32_t(gx);
-			const uint32_t spec[] = {wg, uint32_t(l.mode), lane_mode ? 1u : 0u, vec4 ? 1u : 0u};
+			const uint32_t spec[] = {wg, uint32_t(l.mode), lane_mode ? 1u : 0u, vec4 ? 1u : 0u,
+						 per_channel ? 1u : 0u};
 			const Pipeline& p = ctx.pipelines.get(texel ? "norm_texel" : "norm", spec, types, sizeof(pc));
 			ctx.recorder.dispatch(p, b, &pc, sizeof(pc), uint32_t(gx), uint32_t(gy));
 		}
