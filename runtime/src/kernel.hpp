@@ -1,7 +1,11 @@
 // Op kernels: one per opcode, each in its own file under ops/. A kernel
-// records the dispatches of one op of a program into the run's command
+// records the dispatches of one op of a program into the program's command
 // buffer; the executor does everything else (checking the program,
 // memory, uploads, barriers between ops, timestamps, read-back).
+// The executor submits that command buffer again for later runs of the
+// same program with the same memory, so what a kernel records must follow
+// from the op, the tensors' descriptions and views, and the device alone:
+// no per-run state (counters, clocks, host data) in push constants.
 //
 // Adding an op: write ops/<name>.cpp defining
 //   void flaxdrm_register_ops_<name>(KernelRegistry& registry)

@@ -1,6 +1,7 @@
 #include "memory.hpp"
 
 #include <algorithm>
+#include <atomic>
 
 #include "device.hpp"
 #include "vk_util.hpp"
@@ -27,6 +28,9 @@ constexpr VkMemoryPropertyFlags kHost = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
 Buffer::Buffer(DeviceImpl& device, VkDeviceSize size, BufferKind kind)
 	: device_(device.vk()), size_(size)
 {
+	static std::atomic<uint64_t> next_id{1};
+	id_ = next_id.fetch_add(1, std::memory_order_relaxed);
+
 	VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
 	bci.size = size;
 	bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
@@ -84,6 +88,7 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept
 		std::swap(memory_, o.memory_);
 		std::swap(size_, o.size_);
 		std::swap(mapped_, o.mapped_);
+		std::swap(id_, o.id_);
 	}
 	return *this;
 }
@@ -98,6 +103,7 @@ void Buffer::reset()
 	memory_ = VK_NULL_HANDLE;
 	mapped_ = nullptr;
 	size_ = 0;
+	id_ = 0;
 }
 
 void Arena::reserve(DeviceImpl& device, VkDeviceSize size)

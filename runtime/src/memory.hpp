@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include <vulkan/vulkan.h>
@@ -37,6 +38,10 @@ public:
 	VkDeviceSize size() const { return size_; }
 	// Host pointer to the whole buffer, or null when not host-visible.
 	std::byte* mapped() const { return mapped_; }
+	// Unique for the executable's lifetime, kept by moves, 0 when empty:
+	// recorded command buffers remember which buffers they use by id,
+	// since a VkBuffer handle may be reused after the buffer is destroyed.
+	uint64_t id() const { return id_; }
 
 private:
 	VkDevice device_ = VK_NULL_HANDLE;
@@ -44,6 +49,7 @@ private:
 	VkDeviceMemory memory_ = VK_NULL_HANDLE;
 	VkDeviceSize size_ = 0;
 	std::byte* mapped_ = nullptr;
+	uint64_t id_ = 0;
 };
 
 // A buffer that is re-used from run to run and grows when a run needs more;

@@ -1,7 +1,7 @@
-// Recording dispatches into the run's command buffer: binds the pipeline,
+// Recording dispatches into a program's command buffer: binds the pipeline,
 // provides the storage-buffer descriptors (pushed with VK_KHR_push_descriptor
 // where the device has it, otherwise allocated from pools that are reset
-// between runs) and the push constants.
+// when the command buffer is recorded again) and the push constants.
 #pragma once
 
 #include <cstdint>
@@ -20,14 +20,16 @@ struct BufferRange {
 	VkDeviceSize offset = 0;  // multiple of min{Storage,Texel}BufferOffsetAlignment
 	VkDeviceSize range = 0;
 	// STORAGE_BUFFER, or UNIFORM_TEXEL_BUFFER with `format` (the recorder
-	// creates the buffer view; it lives until the next run).
+	// creates the buffer view; it lives as long as the recording).
 	VkDescriptorType type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
 	VkFormat format = VK_FORMAT_UNDEFINED;
 };
 
 // Descriptor sets for devices without push descriptors, and the buffer
-// views of texel-buffer bindings. Pools are created on demand and reset
-// (not freed) at the start of each run; views are destroyed then.
+// views of texel-buffer bindings, of one recorded command buffer (which is
+// replayed by later runs, so they stay as recorded until then). Pools are
+// created on demand and reset (not freed) when the command buffer is
+// recorded again; views are destroyed then.
 class DescriptorPools {
 public:
 	explicit DescriptorPools(DeviceImpl& device) : device_(device) {}

@@ -1,6 +1,7 @@
 // The execution runtime (runtime/) on the host's Vulkan device (lavapipe on
 // a CPU-only machine): Dense and relu against tests/host/cpu_reference.hpp,
-// multi-op programs, resident and writable variables, refusals.
+// multi-op programs, resident and writable variables, recorded command
+// buffers replayed, temporaries sharing memory, refusals.
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "cpu_reference.hpp"
+#include "reference_elementwise.hpp"
 #include "flaxdrm/runtime.hpp"
 
 namespace rt = flaxdrm::rt;
@@ -484,6 +486,276 @@ TEST_P(Variables, UnkeyedVariableIsNotCached)
 
 INSTANTIATE_TEST_SUITE_P(Paths, Variables, ::testing::Values(false, true),
 			 [](const auto& info) { return info.param ? "fallback" : "default"; });
+
+// ------------------------------------------------------------ recording
+
+// Runs an executor's programs again and again: the second run of a
+// program with the same memory layout replays the first one's command
+// buffer, and replaying gives bit for bit what a fresh recording gives.
+class Recording : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Recording, ReplayEqualsFreshRecordingWithNewDataEachRun)
+{
+	const bool fallback = GetParam();
+	Mlp m;
+	auto ex = rt::Executor::create(device(fallback));
+	const bool timestamps = device(fallback).info().timestamps;
+	for (uint32_t run_index = 0; run_index < 5; run_index++) {
+		m.xv = random_vector(m.xv.size(), 200 + run_index);
+		std::vector<float> yv(150, NAN), fresh_yv(150, NAN);
+		Bindings mem(m.p);
+		mem.host(m.x, m.xv);
+		mem.var(m.w0, &m.w0v, 100, 1);
+		mem.var(m.b0, &m.b0v, 101, 1);
+		mem.var(m.w1, &m.w1v, 102, 1);
+		mem.var(m.b1, &m.b1v, 103, 1);
+		mem.host(m.y, yv);
+		const rt::RunStats stats = run(*ex, m.p, mem);
+
+		// The same run on a new executor records it anew.
+		mem.host(m.y, fresh_yv);
+		auto fresh = rt::Executor::create(device(fallback));
+		const rt::RunStats fresh_stats = run(*fresh, m.p, mem);
+		EXPECT_FALSE(fresh_stats.replayed);
+
+		EXPECT_EQ(std::memcmp(yv.data(), fresh_yv.data(), yv.size() * 4), 0) << "run " << run_index;
+		EXPECT_CLOSE(yv, m.reference(), 40);
+		// The first run uploads the variables; where that is a staging
+		// copy in the command buffer, the second run (variables resident
+		// now) records again.
+		const uint32_t first_replay = fallback ? 2 : 1;
+		EXPECT_EQ(stats.replayed, run_index >= first_replay) << "run " << run_index;
+		if (timestamps) {
+			ASSERT_EQ(stats.ops.size(), 3u);
+			for (uint32_t i = 0; i < 3; i++) {
+				EXPECT_EQ(stats.ops[i].op_index, i);
+				EXPECT_LE(stats.ops[i].start_ns, stats.ops[i].end_ns);
+				if (i) {
+					EXPECT_LE(stats.ops[i - 1].end_ns, stats.ops[i].start_ns);
+				}
+			}
+		}
+	}
+	const rt::RecordingStats rs = ex->recording_stats();
+	EXPECT_EQ(rs.recordings, fallback ? 2u : 1u);
+	EXPECT_EQ(rs.replays, fallback ? 3u : 4u);
+	EXPECT_EQ(rs.kept, 1u);
+}
+
+// relu over n elements through a TEMP: x -> relu -> t -> relu -> y.
+struct ReluPair {
+	Program p;
+	uint32_t x, t, y;
+	explicit ReluPair(uint32_t n)
+	{
+		x = p.input({n});
+		t = p.temp({n});
+		y = p.output({n});
+		p.relu(x, t);
+		p.relu(t, y);
+	}
+	// Runs it on xv and checks the result; returns whether it replayed.
+	bool run_and_check(rt::Executor& ex, uint32_t seed)
+	{
+		auto xv = random_vector(p.tensors[x].dims[0], seed);
+		std::vector<float> yv(xv.size(), NAN);
+		Bindings mem(p);
+		mem.host(x, xv);
+		mem.host(y, yv);
+		const bool replayed = run(ex, p, mem).replayed;
+		EXPECT_EQ(yv, flaxdrm::ref::relu(xv));
+		return replayed;
+	}
+};
+
+TEST_P(Recording, ChangedShapeRecordsAgainAndBothRecordingsAreKept)
+{
+	auto ex = rt::Executor::create(device(GetParam()));
+	ReluPair a(1000), b(1001);
+	EXPECT_FALSE(a.run_and_check(*ex, 1));
+	EXPECT_TRUE(a.run_and_check(*ex, 2));
+	EXPECT_FALSE(b.run_and_check(*ex, 3)); // another shape: another program
+	EXPECT_TRUE(b.run_and_check(*ex, 4));
+	EXPECT_TRUE(a.run_and_check(*ex, 5)); // a's recording is still there
+	EXPECT_EQ(ex->recording_stats().kept, 2u);
+	EXPECT_EQ(ex->recording_stats().recordings, 2u);
+}
+
+TEST_P(Recording, GrownArenaRecordsAgain)
+{
+	auto ex = rt::Executor::create(device(GetParam()));
+	ReluPair small(256);
+	EXPECT_FALSE(small.run_and_check(*ex, 1));
+	EXPECT_TRUE(small.run_and_check(*ex, 2));
+	// 8 MiB of inputs, outputs and temporaries: every arena the small
+	// program's recording refers to is replaced by a bigger one.
+	ReluPair big(1 << 21);
+	EXPECT_FALSE(big.run_and_check(*ex, 3));
+	EXPECT_FALSE(small.run_and_check(*ex, 4));
+	EXPECT_TRUE(small.run_and_check(*ex, 5));
+	EXPECT_TRUE(big.run_and_check(*ex, 6)); // fits the arenas it grew
+}
+
+TEST_P(Recording, ReloadedVariableRecordsAgain)
+{
+	Program p;
+	const uint32_t x = p.input({4, 8});
+	const uint32_t w = p.variable(1, "params", "kernel", {8, 6});
+	const uint32_t y = p.output({4, 6});
+	p.dense(1, x, w, -1, y);
+	auto xv = random_vector(32, 70), w1 = random_vector(48, 71), w2 = random_vector(48, 72);
+	std::vector<float> yv(24);
+	auto ex = rt::Executor::create(device(GetParam()));
+	Bindings mem(p);
+	mem.host(x, xv);
+	mem.host(y, yv);
+	mem.var(w, nullptr, 7, 1);
+	ex->load_variable(7, 1, p.tensors[w], w1.data());
+	EXPECT_FALSE(run(*ex, p, mem).replayed);
+	EXPECT_TRUE(run(*ex, p, mem).replayed);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w1, nullptr, 4, 8, 6), 8);
+
+	// A new buffer for the variable: the recording that used the old
+	// one is not submitted again.
+	ex->load_variable(7, 2, p.tensors[w], w2.data());
+	mem.var(w, nullptr, 7, 2);
+	EXPECT_FALSE(run(*ex, p, mem).replayed);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w2, nullptr, 4, 8, 6), 8);
+	EXPECT_TRUE(run(*ex, p, mem).replayed);
+	EXPECT_CLOSE(yv, flaxdrm::ref::dense(xv, w2, nullptr, 4, 8, 6), 8);
+}
+
+TEST_P(Recording, DropoutWithANewSeedEachRunGivesANewMask)
+{
+	// The seed is an attribute of the op, so a new rng makes another
+	// program: recorded anew, with its own mask; the same seed again
+	// replays and gives the same mask.
+	const uint32_t n = 4096;
+	const float rate = 0.5f;
+	auto make = [&](uint32_t s0, uint32_t s1) {
+		Program p;
+		const uint32_t x = p.input({n});
+		const uint32_t y = p.output({n});
+		p.op(FLAXDRM_OP_DROPOUT, 0, {x}, {y});
+		p.ops.back().attrs[0] = flaxdrm::ref::f32_bits(rate);
+		p.ops.back().attrs[1] = s0;
+		p.ops.back().attrs[2] = s1;
+		return p;
+	};
+	auto xv = random_vector(n, 80);
+	for (float& v : xv)
+		v = 1.0f + std::fabs(v); // never zero: a zero output is a dropped element
+	auto ex = rt::Executor::create(device(GetParam()));
+	auto run_seed = [&](uint32_t s0, uint32_t s1, bool want_replayed) {
+		Program p = make(s0, s1);
+		std::vector<float> yv(n, NAN);
+		Bindings mem(p);
+		mem.host(0, xv);
+		mem.host(1, yv);
+		EXPECT_EQ(run(*ex, p, mem).replayed, want_replayed) << s0 << " " << s1;
+		std::size_t wrong = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			const bool keep = flaxdrm::ref::dropout_keep(rate, s0, s1, i);
+			wrong += yv[i] != (keep ? xv[i] / float(1.0 - double(rate)) : 0.0f);
+		}
+		EXPECT_EQ(wrong, 0u) << s0 << " " << s1;
+		return yv;
+	};
+	const auto a = run_seed(1, 2, false);
+	const auto b = run_seed(3, 4, false);
+	const auto c = run_seed(5, 6, false);
+	EXPECT_EQ(run_seed(1, 2, true), a);
+	EXPECT_NE(a, b);
+	EXPECT_NE(b, c);
+}
+
+TEST_P(Recording, LeastRecentlyRunProgramIsRecordedOver)
+{
+	auto ex = rt::Executor::create(device(GetParam()));
+	std::vector<ReluPair> programs;
+	for (uint32_t i = 0; i < 20; i++)
+		programs.emplace_back(100 + i);
+	for (uint32_t i = 0; i < 20; i++)
+		EXPECT_FALSE(programs[i].run_and_check(*ex, i));
+	const std::size_t kept = ex->recording_stats().kept;
+	EXPECT_GE(kept, 1u);
+	EXPECT_LT(kept, 20u);
+	EXPECT_TRUE(programs[19].run_and_check(*ex, 30));
+	EXPECT_FALSE(programs[0].run_and_check(*ex, 31)); // recorded over
+	EXPECT_TRUE(programs[0].run_and_check(*ex, 32));
+	EXPECT_EQ(ex->recording_stats().kept, kept);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, Recording, ::testing::Values(false, true),
+			 [](const auto& info) { return info.param ? "fallback" : "default"; });
+
+// ------------------------------------------------------------ temporaries
+
+TEST(Temporaries, ChainReusesTwoBuffers)
+{
+	// 40 relus through 39 TEMPs: each TEMP dies when the next op has
+	// read it, so two blocks of memory serve them all.
+	Program p;
+	uint32_t cur = p.input({1000});
+	for (int i = 0; i < 40; i++) {
+		uint32_t next = i == 39 ? p.output({1000}) : p.temp({1000});
+		p.relu(cur, next);
+		cur = next;
+	}
+	for (bool fallback : {false, true}) {
+		auto xv = random_vector(1000, 21);
+		std::vector<float> yv(1000, NAN);
+		Bindings mem(p);
+		mem.host(0, xv);
+		mem.host(cur, yv);
+		auto ex = rt::Executor::create(device(fallback));
+		const rt::RunStats stats = run(*ex, p, mem);
+		EXPECT_EQ(yv, flaxdrm::ref::relu(xv));
+		EXPECT_GE(stats.temp_bytes, 2 * 4000u);
+		EXPECT_LE(stats.temp_bytes, 2 * 4096u);
+	}
+}
+
+TEST(Temporaries, LiveTogetherNeverShareAndReuseWaitsForReaders)
+{
+	// t0 = relu(x0); y0 = relu(t0); t1 = relu(x1); y1 = t1 + s, where
+	// s = relu(t0) is computed first and lives until the end. t1 may
+	// take t0's memory only once y0's and s's ops have read t0: op 3
+	// depends on nothing in flight, so only the reuse orders it after
+	// them.
+	const uint32_t n = 1 << 16; // a multiple of any offset alignment
+	Program p;
+	const uint32_t x0 = p.input({n}), x1 = p.input({n});
+	const uint32_t t0 = p.temp({n}), s = p.temp({n}), t1 = p.temp({n});
+	const uint32_t y0 = p.output({n}), y1 = p.output({n});
+	p.relu(x0, t0);                        // op 0
+	p.relu(t0, s);                         // op 1
+	p.relu(t0, y0);                        // op 2
+	p.relu(x1, t1);                        // op 3: may reuse t0's bytes
+	p.op(FLAXDRM_OP_ADD, 0, {t1, s}, {y1}); // op 4
+	for (bool fallback : {false, true}) {
+		auto x0v = random_vector(n, 90), x1v = random_vector(n, 91);
+		std::vector<float> y0v(n, NAN), y1v(n, NAN);
+		Bindings mem(p);
+		mem.host(x0, x0v);
+		mem.host(x1, x1v);
+		mem.host(y0, y0v);
+		mem.host(y1, y1v);
+		auto ex = rt::Executor::create(device(fallback));
+		for (int i = 0; i < 3; i++) {
+			std::fill(y0v.begin(), y0v.end(), NAN);
+			std::fill(y1v.begin(), y1v.end(), NAN);
+			const rt::RunStats stats = run(*ex, p, mem);
+			EXPECT_EQ(stats.temp_bytes, 2 * n * 4u) << "t0 and t1 share";
+			const auto r0 = flaxdrm::ref::relu(x0v), r1 = flaxdrm::ref::relu(x1v);
+			EXPECT_EQ(y0v, r0);
+			std::vector<float> want(n);
+			for (uint32_t j = 0; j < n; j++)
+				want[j] = r1[j] + r0[j];
+			EXPECT_EQ(y1v, want);
+		}
+	}
+}
 
 // ------------------------------------------------------------ refusals
 

@@ -80,6 +80,21 @@ struct RunStats {
 	// Compute shader invocations of the run's ops (a pipeline statistics
 	// query); 0 when the device has no pipelineStatisticsQuery.
 	uint64_t shader_invocations = 0;
+	// The run submitted the command buffer recorded by an earlier run of
+	// the same program whose memory was laid out the same, instead of
+	// recording one.
+	bool replayed = false;
+	// Device memory the program's TEMP tensors occupy; temporaries whose
+	// lifetimes do not overlap share it.
+	uint64_t temp_bytes = 0;
+};
+
+// Command buffers an executor recorded and replayed since its creation,
+// and how many programs' recordings it keeps.
+struct RecordingStats {
+	uint64_t recordings = 0;
+	uint64_t replays = 0;
+	std::size_t kept = 0;
 };
 
 class Device {
@@ -117,9 +132,15 @@ public:
 	// Writable VARIABLEs are copied back to host after the run.
 	// A VARIABLE with var_key 0 is never cached: it is uploaded from host
 	// for this run only.
+	// A run records its commands once; later runs of the same program
+	// (equal byte for byte) with the same memory layout replay them.
+	// Changed shapes or attributes (a new dropout seed), a variable that
+	// became resident or was reloaded, and grown memory mean a new
+	// recording; the results are the same either way.
 	virtual RunStats run(std::span<const drm_flaxdrm_tensor> tensors,
 			     std::span<const drm_flaxdrm_op> ops,
 			     std::span<TensorMemory> memory) = 0;
+	virtual RecordingStats recording_stats() const = 0;
 };
 
 } // namespace flaxdrm::rt
