@@ -10,6 +10,8 @@
 //    ResNet 3x3 conv layer (1 x 56 x 56 x 64 -> 64, SAME): their baselines
 //    are torch CPU, timed by tests/bench/torch_baseline.py; run.sh puts
 //    the two together in one table.
+//  - f16 GEMM (a Dense on f16 tensors) beside the f32 Dense of the same
+//    shape and cblas_sgemm, all timed in the same run.
 //  - LayerNorm (4096 x 512) and BatchNorm training (8 x 56 x 56 x 64),
 //    against torch CPU likewise.
 //
@@ -65,6 +67,18 @@ std::vector<float> random_vector(std::size_t n, uint32_t seed)
 	return v;
 }
 
+// n random f16 values in [-1, 1], packed two per float of the vector.
+std::vector<float> random_f16(std::size_t n, uint32_t seed)
+{
+	const std::vector<float> v = random_vector(n, seed);
+	std::vector<float> packed((n + 1) / 2);
+	for (std::size_t i = 0; i < n; i++) {
+		const _Float16 h = static_cast<_Float16>(v[i]);
+		std::memcpy(reinterpret_cast<char*>(packed.data()) + 2 * i, &h, 2);
+	}
+	return packed;
+}
+
 drm_flaxdrm_tensor tensor(uint32_t kind, std::initializer_list<uint32_t> dims, const char* name = "")
 {
 	drm_flaxdrm_tensor t;
@@ -98,9 +112,9 @@ struct OneOp {
 		for (uint32_t i = 0; i < t.rank; i++)
 			n *= t.dims[i];
 		tensors.push_back(t);
-		data.push_back(random_vector(n, seed));
+		data.push_back(t.dtype == FLAXDRM_DTYPE_F16 ? random_f16(n, seed) : random_vector(n, seed));
 		rt::TensorMemory m;
-		m.size = n * 4;
+		m.size = n * (t.dtype == FLAXDRM_DTYPE_F16 ? 2 : 4);
 		if (t.kind == FLAXDRM_TENSOR_VARIABLE) {
 			m.var_key = next_key++;
 			m.var_generation = 1;
@@ -197,6 +211,54 @@ void BM_Gemm(benchmark::State& state)
 	state.SetLabel(std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N));
 }
 
+// f16 Dense (Flax dtype=jnp.float16: f16 in and out, f32 accumulation) on
+// the same shape as an f32 Dense and cblas_sgemm, all three in this run:
+// vs_f32 is the f32 Dense's best time over the f16 one's (above 1: f16 is
+// faster), vs_openblas as in BM_Gemm.
+void BM_GemmF16(benchmark::State& state)
+{
+	const int M = int(state.range(0)), K = int(state.range(1)), N = int(state.range(2));
+	const double flops = 2.0 * M * K * N;
+	const double blas = openblas_seconds(M, K, N, 0.2);
+	if (!env().device->info().f16) {
+		state.SkipWithError("the device has no f16");
+		return;
+	}
+	auto dense = [&](OneOp& p, uint32_t dtype) {
+		p.op.opcode = FLAXDRM_OP_DENSE;
+		p.op.module = 1;
+		drm_flaxdrm_tensor x = tensor(FLAXDRM_TENSOR_INPUT, {uint32_t(M), uint32_t(K)});
+		drm_flaxdrm_tensor w = tensor(FLAXDRM_TENSOR_VARIABLE, {uint32_t(K), uint32_t(N)}, "kernel");
+		drm_flaxdrm_tensor y = tensor(FLAXDRM_TENSOR_OUTPUT, {uint32_t(M), uint32_t(N)});
+		x.dtype = w.dtype = y.dtype = dtype;
+		p.in(p.add(x, 3));
+		p.in(p.add(w, 4));
+		p.out(p.add(y, 5));
+	};
+	// The f32 Dense: best of runs over at least 0.2 s, as the baselines.
+	OneOp f32;
+	dense(f32, FLAXDRM_DTYPE_F32);
+	f32.run();
+	double f32_best = INFINITY, spent = 0;
+	for (int reps = 0; spent < 0.2 || reps < 3; reps++) {
+		const auto t0 = Clock::now();
+		f32.run();
+		const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+		f32_best = std::min(f32_best, s);
+		spent += s;
+	}
+
+	OneOp p;
+	dense(p, FLAXDRM_DTYPE_F16);
+	time_runs(state, p, flops);
+
+	state.counters["f32_ms"] = f32_best * 1e3;
+	state.counters["vs_f32"] = f32_best * 1e3 / state.counters["flaxdrm_min_ms"].value;
+	state.counters["openblas_ms"] = blas * 1e3;
+	state.counters["vs_openblas"] = blas * 1e3 / state.counters["flaxdrm_min_ms"].value;
+	state.SetLabel(std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N) + " f16");
+}
+
 // ------------------------------------------------------------ attention
 
 void BM_Attention(benchmark::State& state)
@@ -282,6 +344,15 @@ BENCHMARK(BM_Gemm)
 	->Args({64, 784, 256})
 	->Args({64, 256, 10})
 	->Args({1, 1024, 1024})
+	->UseManualTime()
+	->Unit(benchmark::kMillisecond)
+	->MinTime(0.3);
+
+BENCHMARK(BM_GemmF16)
+	->ArgNames({"M", "K", "N"})
+	->Args({256, 256, 256})
+	->Args({1024, 1024, 1024})
+	->Args({64, 784, 256})
 	->UseManualTime()
 	->Unit(benchmark::kMillisecond)
 	->MinTime(0.3);

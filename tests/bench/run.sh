@@ -38,6 +38,10 @@ for b in bench["benchmarks"]:
     ms = b["flaxdrm_min_ms"]
     if name == "BM_Gemm":
         rows.append(("gemm " + b.get("label", ""), ms, "openblas", b["openblas_ms"]))
+    elif name == "BM_GemmF16" and "f32_ms" in b:
+        # f16 Dense against the f32 Dense of the same shape (same run), and sgemm
+        rows.append(("gemm " + b.get("label", ""), ms, "f32 dense", b["f32_ms"]))
+        rows.append(("gemm " + b.get("label", ""), ms, "openblas", b["openblas_ms"]))
     elif name == "BM_Attention":
         key = f"attention_L{args['L']}_H{args['H']}_D{args['D']}" + ("_causal" if args["causal"] == "1" else "")
         rows.append((key, ms, "torch", torch[key] * 1e3 if key in torch else None))
