@@ -153,7 +153,21 @@ void main()
 		vec4 t1 = vec4(0.0), t2 = vec4(0.0), p1 = vec4(0.0), p2 = vec4(0.0);
 		uint cnt = 0u;
 		Walk w = Walk(lane / cg, lane % cg);
-		for (uint k = lane; k < n; k += step) {
+		// A contiguous segment (LayerNorm, RMSNorm: G = 1) in one lane:
+		// the same sums in the same order, without the (s, c) walk.
+		const bool contiguous = LANE_MODE && pc.G == 1u;
+		for (uint k0 = 0; contiguous && k0 < n; k0 += BLOCK / U) {
+			const uint k1 = min(k0 + BLOCK / U, n);
+			for (uint k = k0; k < k1; k++) {
+				const vec4 v = LOADX4(x_off + base + k) - shift;
+				p1 += v;
+				p2 = fma(v, v, p2);
+			}
+			t1 += p1;
+			t2 += p2;
+			p1 = p2 = vec4(0.0);
+		}
+		for (uint k = contiguous ? n : lane; k < n; k += step) {
 			const vec4 v = LOADX4(x_off + base + w.s * row + w.c) - shift;
 			p1 += v;
 			p2 = fma(v, v, p2);
@@ -227,6 +241,16 @@ void main()
 		for (uint s = lane; s < pc.S; s += step) {
 			const uint i = base + s * row;
 			store(y_off + i, fma((LOADX4(x_off + i) - shift) - m1, m, b));
+		}
+		return;
+	}
+	if (LANE_MODE && pc.G == 1u && pc.S == 1u) {
+		// One contiguous row per lane (LayerNorm, RMSNorm over the
+		// last axis): unit k is channel k.
+		for (uint k = 0; k < n; k++) {
+			const vec4 m = has_scale ? mul * SCALE4(scale_off + k) : mul;
+			const vec4 b = has_bias ? BIAS4(bias_off + k) : vec4(0.0);
+			store(y_off + base + k, fma((LOADX4(x_off + base + k) - shift) - m1, m, b));
 		}
 		return;
 	}
