@@ -18,7 +18,9 @@
 // Times are host wall time of Executor::run (uploading inputs, the
 // dispatches, reading outputs back), per iteration: flaxdrm_ms the mean,
 // flaxdrm_min_ms the best; device_ms is the device's own timestamp span of
-// the op (mean) where the device has timestamps. Baselines report their
+// the op (mean) where the device has timestamps; cpu_ms is this process's
+// CPU time per iteration (all threads, lavapipe's too), which compares two
+// builds on a loaded machine better than wall time. Baselines report their
 // best call, so ratios compare best with best (the machine may be shared).
 #include <algorithm>
 #include <chrono>
@@ -29,6 +31,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <time.h>
 
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -142,6 +146,10 @@ void time_runs(benchmark::State& state, OneOp& p, double flops)
 	state.counters["first_run_ms"] = std::chrono::duration<double>(Clock::now() - t_first).count() * 1e3;
 	double total = 0, device_ns = 0, best = INFINITY;
 	int64_t n = 0;
+	// Process CPU time (all threads, lavapipe's included): on a loaded
+	// machine a steadier measure of the work than wall time.
+	timespec cpu0{}, cpu1{};
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
 	for (auto _ : state) {
 		const auto t0 = Clock::now();
 		const rt::RunStats stats = p.run();
@@ -157,6 +165,9 @@ void time_runs(benchmark::State& state, OneOp& p, double flops)
 		state.counters["GFLOPS"] = flops * double(n) / total * 1e-9;
 	if (device_ns > 0)
 		state.counters["device_ms"] = device_ns / double(n) * 1e-6;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+	state.counters["cpu_ms"] =
+		(double(cpu1.tv_sec - cpu0.tv_sec) * 1e3 + double(cpu1.tv_nsec - cpu0.tv_nsec) * 1e-6) / double(n);
 	state.counters["flaxdrm_ms"] = total / double(n) * 1e3;
 	// Best iteration: the statistic the baselines report too (robust to
 	// other load on a shared machine).
