@@ -246,6 +246,7 @@ public:
 	std::vector<BoundTensor> bound;
 	uint64_t staging_id = 0;
 	bool executable = false; // cb holds a complete recording of the above
+	uint32_t op_barriers = 0; // ops recorded behind a barrier
 	uint64_t last_use = 0;
 
 private:
@@ -604,6 +605,7 @@ void ExecutorImpl::record_commands(Recording& rec, std::span<const Slot> slots, 
 	// also waits for whichever TEMPs with overlapping bytes were touched.
 	std::vector<uint8_t> touched(nt, 0); // 1 read, 2 written since the last barrier
 	std::vector<uint32_t> touched_list;
+	rec.op_barriers = 0;
 	for (uint32_t i = 0; i < ops.size(); i++) {
 		const drm_flaxdrm_op& op = ops[i];
 		bool barrier = false;
@@ -615,6 +617,7 @@ void ExecutorImpl::record_commands(Recording& rec, std::span<const Slot> slots, 
 				barrier |= touched[u] != 0;
 		}
 		if (barrier) {
+			rec.op_barriers++;
 			recorder.compute_barrier();
 			for (uint32_t t : touched_list)
 				touched[t] = 0;
@@ -852,6 +855,7 @@ RunStats ExecutorImpl::run(std::span<const drm_flaxdrm_tensor> tensors, std::spa
 	RunStats run_stats;
 	run_stats.replayed = replay;
 	run_stats.temp_bytes = rec.temps.bytes;
+	run_stats.op_barriers = rec.op_barriers;
 	if (dev_.timestamp_mask()) {
 		const uint32_t num_queries = 2 * uint32_t(ops.size()) + 1;
 		std::vector<uint64_t> ts(num_queries);

@@ -713,6 +713,7 @@ TEST(Temporaries, ChainReusesTwoBuffers)
 		EXPECT_EQ(yv, flaxdrm::ref::relu(xv));
 		EXPECT_GE(stats.temp_bytes, 2 * 4000u);
 		EXPECT_LE(stats.temp_bytes, 2 * 4096u);
+		EXPECT_EQ(stats.op_barriers, 39u); // every op reads the one before
 	}
 }
 
@@ -747,6 +748,9 @@ TEST(Temporaries, LiveTogetherNeverShareAndReuseWaitsForReaders)
 			std::fill(y1v.begin(), y1v.end(), NAN);
 			const rt::RunStats stats = run(*ex, p, mem);
 			EXPECT_EQ(stats.temp_bytes, 2 * n * 4u) << "t0 and t1 share";
+			// Before op 1 (reads t0), op 3 (overwrites t0's bytes, which
+			// ops 1 and 2 read) and op 4 (reads t1).
+			EXPECT_EQ(stats.op_barriers, 3u);
 			const auto r0 = flaxdrm::ref::relu(x0v), r1 = flaxdrm::ref::relu(x1v);
 			EXPECT_EQ(y0v, r0);
 			std::vector<float> want(n);

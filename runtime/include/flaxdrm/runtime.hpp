@@ -87,6 +87,10 @@ struct RunStats {
 	// Device memory the program's TEMP tensors occupy; temporaries whose
 	// lifetimes do not overlap share it.
 	uint64_t temp_bytes = 0;
+	// Ops that wait for the ops before them to finish (a pipeline barrier
+	// before the op): those that read what an op since the last barrier
+	// wrote, or overwrite memory an op since then read or wrote.
+	uint32_t op_barriers = 0;
 };
 
 // Command buffers an executor recorded and replayed since its creation,
