@@ -92,6 +92,15 @@ std::vector<DenseCase> dense_cases()
 		{{1, 2, 2, 2, 2, 8}, 1, {12}, true, false},
 		{{33, 2, 64}, 2, {2, 48}, true, false},  // not multiples of tiles
 		{{130, 36}, 1, {3, 20}, false, false},
+		// Past the CPU GEMM's groups of 8 subgroups x 16 rows and its
+		// 128-row slabs of K (barriers): partial row group (150 = 128 +
+		// 22), K = 2 slabs + 44, N = 128 + 8; fewer rows than a group
+		// (40: 3 subgroups), fewer than a subgroup (7: TM 8); K % 4 != 0
+		// takes the R32F variant.
+		{{150, 300}, 1, {136}, true, false},
+		{{40, 260}, 1, {20}, false, false},
+		{{7, 132}, 1, {8}, true, false},
+		{{2, 75, 301}, 1, {36}, true, false},
 	};
 	std::vector<DenseCase> v;
 	for (bool fallback : {false, true})

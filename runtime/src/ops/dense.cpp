@@ -50,18 +50,28 @@ GemmConfig texel_config(uint64_t M)
 // vs_openblas: 16 x 16 blocks, BK 4: ~0.28-0.34; BK 8: 0.28-0.30; BK 16:
 // 0.14; 8 x 16: 0.27 (gemm_texel's 16 x 12: ~0.2). Texel fetches are calls
 // that clobber every vector register, so big blocks win despite spills.
-constexpr GemmConfig kSgConfig{8, 4, 16, 16, 4};
+// The RGBA32F variant puts a barrier every kSgSlab rows of K so that the
+// 8 subgroups of a group share each slab of B while it is in L2 (see
+// gemm_sg.comp); 4 subgroups without it were 15-40% slower at 1024^3 and
+// 2048^3.
+constexpr GemmConfig kSgConfig{8, 8, 16, 16, 4};
+constexpr uint32_t kSgSlab = 128;
 constexpr GemmConfig kSgScalarConfig{8, 4, 4, 2, 4};
 
+// Fewer rows than a group: fewer subgroups, and below one subgroup's TM
+// rows TM rounded up to a power of two (M = 1 computes 1 row, not 16).
 GemmConfig sg_config(uint64_t M, bool vec4)
 {
 	GemmConfig cfg = vec4 ? kSgConfig : kSgScalarConfig;
 	if (M < cfg.bm()) {
 		const uint32_t tm = cfg.tm;
-		cfg.wg_y = 1;
-		cfg.tm = 1;
-		while (cfg.tm < M && cfg.tm < tm)
-			cfg.tm *= 2;
+		cfg.wg_y = uint32_t(std::max<uint64_t>((M + tm - 1) / tm, 1));
+		if (M < tm) {
+			cfg.wg_y = 1;
+			cfg.tm = 1;
+			while (cfg.tm < M && cfg.tm < tm)
+				cfg.tm *= 2;
+		}
 	}
 	return cfg;
 }
@@ -137,7 +147,8 @@ void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const
 
 		// Rows per dispatch: A and C slices must be bindable and the
 		// grid must fit the device's group count.
-		const uint32_t bm = std::max({kScalarConfig.bm(), kVec4Config.bm(), kTexelConfig.bm()});
+		const uint32_t bm =
+			std::max({kScalarConfig.bm(), kVec4Config.bm(), kTexelConfig.bm(), kSgConfig.bm()});
 		uint64_t rows = std::min({(limit - 256) / (s.K * 4), (limit - 256) / (s.N * 4),
 					  max_groups_y * std::min({kScalarConfig.bm(), kVec4Config.bm(),
 								   kSgScalarConfig.bm()})});
@@ -167,7 +178,7 @@ void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const
 					bindings[1].range / unit <= max_texels;
 			if (sg) {
 				const GemmConfig cfg = sg_config(mr, vec4);
-				const uint32_t spec[] = {cfg.wg_x, cfg.wg_y, cfg.tm, cfg.tn, cfg.bk};
+				const uint32_t spec[] = {cfg.wg_x, cfg.wg_y, cfg.tm, cfg.tn, cfg.bk, vec4 ? kSgSlab : 0};
 				BufferRange tb[4] = {bindings[0], bindings[1], bindings[2], bindings[3]};
 				tb[0].type = tb[1].type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
 				tb[0].format = tb[1].format = vec4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
