@@ -24,12 +24,32 @@
 // share L2 sets, so only ~256 such rows fit at once whatever the width:
 // a panel of K = 1024 rows never stays cached, a 128-row slab does.
 // Measured on lavapipe 22.3 (2 loaded cores), worker CPU per GEMM against
-// KCH = 0 with WG_Y = 4: 1024^3 -15..30%, 2048^3 -25..40%.
+// KCH = 0 with WG_Y = 4: 1024^3 -10..30%, 2048^3 -15..40%.
 //
 // Default variant: A and B are RGBA32F texel buffers (4 consecutive floats
 // per texel); needs K % 4 == 0, N % 4 == 0 and offsets % 4 == 0.
 // SCALAR (-DSCALAR=1): A and B are R32F texel buffers; any M, N, K, offset.
 // Subgroups of another size than 8 take the per-k path (correct anywhere).
+//
+// What llvmpipe 22.3 (LLVM 15) makes of the alternatives, read from the
+// JIT code (perf samples, code dumped from the process):
+// - texelFetch (samplerBuffer) is a call of a generated function (8
+//   16-byte loads, a 4x8 transpose, a bounds mask); every vector register
+//   is caller-saved, so the accumulators live on the stack. Only RGBA8
+//   UNORM fetches are inlined (lp_build_sample_soa's "simple" formats).
+// - imageLoad (storage texel buffer) is the same gather, inline. With
+//   blocks that fit the 32 ymm registers (6 x 4, 4 x 8) it was still ~2x
+//   slower per GEMM: each gather of B feeds only TM rows, and rows of B
+//   4 KiB apart miss L1/L2; with 16 x 16 blocks LLVM spills chaotically.
+// - subgroupBroadcast(x, constant) scans the exec mask for the first
+//   active lane in an 8-iteration loop per call, in loops and at the top
+//   level alike; subgroupShuffle(x, constant) becomes one vpermilps /
+//   vbroadcastsd.
+// - fma() is lowered to vmulps + vaddps (nir lower_ffma32).
+// - storage-buffer and shared-memory loads whose offset is not provably
+//   uniform (nir_src_is_always_uniform: constants, push constants, not
+//   loop counters or gl_WorkGroupID) are per-lane loops with branches;
+//   UBO loads are branch-free 8-lane scalar gathers (64 KiB windows).
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
 #extension GL_KHR_shader_subgroup_basic : enable
