@@ -45,6 +45,7 @@ layout(constant_id = 4) const bool PER_CHANNEL = false;
 
 const uint WG = gl_WorkGroupSize.x;
 const uint BLOCK = 64u;
+const uint UNROLL = 4u;
 
 layout(push_constant) uniform Params {
 	uint NB, S, G, CG;
@@ -153,13 +154,28 @@ void main()
 		vec4 t1 = vec4(0.0), t2 = vec4(0.0), p1 = vec4(0.0), p2 = vec4(0.0);
 		uint cnt = 0u;
 		Walk w = Walk(lane / cg, lane % cg);
-		// A contiguous segment (LayerNorm, RMSNorm: G = 1) in one lane:
-		// the same sums in the same order, without the (s, c) walk.
-		const bool contiguous = LANE_MODE && pc.G == 1u;
-		for (uint k0 = 0; contiguous && k0 < n; k0 += BLOCK / U) {
+		// One lane per segment whose units are evenly spaced (G = 1:
+		// contiguous, LayerNorm and RMSNorm; or one unit a row,
+		// BatchNorm): the same sums in the same order, without the
+		// (s, c) walk, UNROLL fetches issued together (each is a call;
+		// grouped, their memory accesses overlap).
+		const bool direct = LANE_MODE && (pc.G == 1u || cg == 1u);
+		const uint stride = pc.G == 1u ? 1u : row;
+		for (uint k0 = 0; direct && k0 < n; k0 += BLOCK / U) {
 			const uint k1 = min(k0 + BLOCK / U, n);
-			for (uint k = k0; k < k1; k++) {
-				const vec4 v = LOADX4(x_off + base + k) - shift;
+			uint k = k0;
+			for (; k + UNROLL <= k1; k += UNROLL) {
+				vec4 v[UNROLL];
+				[[unroll]] for (uint j = 0; j < UNROLL; j++)
+					v[j] = LOADX4(x_off + base + (k + j) * stride);
+				[[unroll]] for (uint j = 0; j < UNROLL; j++) {
+					v[j] -= shift;
+					p1 += v[j];
+					p2 = fma(v[j], v[j], p2);
+				}
+			}
+			for (; k < k1; k++) {
+				const vec4 v = LOADX4(x_off + base + k * stride) - shift;
 				p1 += v;
 				p2 = fma(v, v, p2);
 			}
@@ -167,7 +183,7 @@ void main()
 			t2 += p2;
 			p1 = p2 = vec4(0.0);
 		}
-		for (uint k = contiguous ? n : lane; k < n; k += step) {
+		for (uint k = direct ? n : lane; k < n; k += step) {
 			const vec4 v = LOADX4(x_off + base + w.s * row + w.c) - shift;
 			p1 += v;
 			p2 = fma(v, v, p2);
@@ -238,7 +254,15 @@ void main()
 		// parameters.
 		const vec4 m = has_scale ? mul * SCALE4(scale_off + ch0) : mul;
 		const vec4 b = has_bias ? BIAS4(bias_off + ch0) : vec4(0.0);
-		for (uint s = lane; s < pc.S; s += step) {
+		uint s = lane;
+		for (; LANE_MODE && s + UNROLL <= pc.S; s += UNROLL) {
+			vec4 v[UNROLL];
+			[[unroll]] for (uint j = 0; j < UNROLL; j++)
+				v[j] = LOADX4(x_off + base + (s + j) * row);
+			[[unroll]] for (uint j = 0; j < UNROLL; j++)
+				store(y_off + base + (s + j) * row, fma((v[j] - shift) - m1, m, b));
+		}
+		for (; s < pc.S; s += step) {
 			const uint i = base + s * row;
 			store(y_off + i, fma((LOADX4(x_off + i) - shift) - m1, m, b));
 		}
@@ -247,7 +271,18 @@ void main()
 	if (LANE_MODE && pc.G == 1u && pc.S == 1u) {
 		// One contiguous row per lane (LayerNorm, RMSNorm over the
 		// last axis): unit k is channel k.
-		for (uint k = 0; k < n; k++) {
+		uint k = 0;
+		for (; k + UNROLL <= n; k += UNROLL) {
+			vec4 v[UNROLL], m[UNROLL], b[UNROLL];
+			[[unroll]] for (uint j = 0; j < UNROLL; j++) {
+				v[j] = LOADX4(x_off + base + k + j);
+				m[j] = has_scale ? SCALE4(scale_off + k + j) : vec4(1.0);
+				b[j] = has_bias ? BIAS4(bias_off + k + j) : vec4(0.0);
+			}
+			[[unroll]] for (uint j = 0; j < UNROLL; j++)
+				store(y_off + base + k + j, fma((v[j] - shift) - m1, has_scale ? mul * m[j] : mul, b[j]));
+		}
+		for (; k < n; k++) {
 			const vec4 m = has_scale ? mul * SCALE4(scale_off + k) : mul;
 			const vec4 b = has_bias ? BIAS4(bias_off + k) : vec4(0.0);
 			store(y_off + base + k, fma((LOADX4(x_off + base + k) - shift) - m1, m, b));

@@ -183,7 +183,9 @@ INSTANTIATE_TEST_SUITE_P(
 					     LnCase{{31, 4096}, 0, 2}, LnCase{{2, 70001}, 1, 3},
 					     LnCase{{5, 6, 7}, 2, 3}, LnCase{{2, 3, 4, 5}, 3, 1},
 					     LnCase{{100}, 1, 3}, LnCase{{40, 96}, 1, 3, 1000.0f},
-					     LnCase{{3, 100000}, 1, 3, 50.0f})));
+					     LnCase{{3, 100000}, 1, 3, 50.0f},
+					     // one lane a segment over 2 axes: vec4, scalar
+					     LnCase{{40, 3, 20}, 2, 3}, LnCase{{33, 2, 7}, 2, 3, 10.0f})));
 
 TEST(LayerNorm, ConstantRowsGiveBias)
 {
@@ -380,7 +382,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormTest,
 							      BnCase{{7}, 3}, BnCase{{20, 20, 700}, 3},
 							      // 4 channels a unit: one unit; a
 							      // partial group of 8 lanes
-							      BnCase{{9, 4}, 3}, BnCase{{3, 5, 132}, 2})));
+							      BnCase{{9, 4}, 3}, BnCase{{3, 5, 132}, 2},
+							      // one channel a lane (C % 4 != 0)
+							      BnCase{{37, 5, 35}, 3})));
 
 TEST(BatchNorm, MomentumOneAndZero)
 {
