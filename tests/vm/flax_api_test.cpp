@@ -1,11 +1,15 @@
 // The Module API on the drm backend (inside the VM, engine attached): an
 // MLP and a small CNN give the local backend's results, the kernel's module
-// tree has the Flax paths, and a second apply with the same shapes creates
-// no program.
+// tree has the Flax paths, a second apply with the same shapes creates no
+// program, and the backend reports kernel errors as the drm device does.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cmath>
+#include <string>
 
+#include "flaxdrm/device.hpp"
+#include "flaxdrm/error.hpp"
 #include "flaxdrm/flax/backend.hpp"
 #include "flaxdrm/flax/layers.hpp"
 
@@ -136,4 +140,57 @@ TEST(FlaxApiVm, BatchNormTrainingUpdatesOnDrm)
 	expect_near(ud.at("batch_stats/layers_1/var").value, ul.at("batch_stats/layers_1/var").value);
 	check_tree(m, drm, 3); // root, layers_0, layers_1
 	m.cleanup();
+}
+
+TEST(FlaxApiVm, DrmBackendAndDeviceReportKernelErrorsAlike)
+{
+	// both drive the kernel through one DrmConnection: a node that is not
+	// flaxdrm, and a program the kernel refuses, read the same way
+	const std::string node = "/dev/null";
+	std::string backend_msg, device_msg;
+	try {
+		Backend::open("drm", node);
+	} catch (const flaxdrm::Error& e) {
+		backend_msg = e.what();
+		EXPECT_EQ(e.code(), -ENODEV);
+	}
+	try {
+		flaxdrm::DeviceOptions o;
+		o.node = node;
+		flaxdrm::Device::open_drm(o);
+	} catch (const flaxdrm::Error& e) {
+		device_msg = e.what();
+		EXPECT_EQ(e.code(), -ENODEV);
+	}
+	EXPECT_EQ(backend_msg, node + " is not a flaxdrm device");
+	EXPECT_EQ(device_msg, backend_msg);
+
+	auto drm = Backend::open("drm");
+	std::string chosen;
+	const uint32_t root = drm->create_module(0, FLAXDRM_KIND_SEQUENTIAL, "", "", "", &chosen);
+	// an op with an opcode the kernel does not know, on an input and output
+	drm_flaxdrm_tensor t[2] = {};
+	for (uint32_t i = 0; i < 2; i++) {
+		t[i].kind = i ? FLAXDRM_TENSOR_OUTPUT : FLAXDRM_TENSOR_INPUT;
+		t[i].dtype = FLAXDRM_DTYPE_F32;
+		t[i].rank = 1;
+		t[i].dims[0] = 4;
+	}
+	drm_flaxdrm_op op{};
+	op.opcode = 0xffff;
+	op.num_inputs = 1;
+	op.num_outputs = 1;
+	op.outputs[0] = 1;
+	try {
+		drm->create_program(root, t, {&op, 1}, [](uint32_t bad_op, uint32_t) {
+			return bad_op == FLAXDRM_INDEX_NONE ? std::string() : "op " + std::to_string(bad_op);
+		});
+		ADD_FAILURE() << "the kernel took an unknown opcode";
+	} catch (const flaxdrm::Error& e) {
+		EXPECT_EQ(e.code(), -EINVAL);
+		EXPECT_EQ(std::string(e.what()), drm->description().substr(4) +
+							 ": the kernel refused the traced program: op 0: " +
+							 flaxdrm::errno_string(-EINVAL));
+	}
+	drm->destroy_module(root);
 }

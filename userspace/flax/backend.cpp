@@ -1,5 +1,6 @@
 // Backends of the Module API: LocalBackend (rt::Executor in-process) and
-// DrmBackend (libflaxdrm, the kernel's module tree, jobs with syncobjs).
+// DrmBackend (the kernel's module tree and jobs with syncobjs, through the
+// DrmConnection the `drm` device uses too).
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -12,6 +13,9 @@
 #include "flaxdrm/flax/backend.hpp"
 #include "flaxdrm/flaxdrm.h"
 #include "flaxdrm/runtime.hpp"
+
+// the kernel path shared with the drm device (flaxdrm_client)
+#include "../client/device_drm.hpp"
 
 namespace flaxdrm::flax {
 namespace {
@@ -276,85 +280,50 @@ private:
 };
 
 // -------------------------------------------------------------------- drm
+// The kernel calls and their errors are the drm device's (DrmConnection).
 class DrmBackend final : public Backend {
 public:
 	explicit DrmBackend(const std::string& node)
+		: c_(node, "the local backend runs in-process instead"), syncobj_(c_.create_syncobj())
 	{
-		int ret;
-		if (node.empty()) {
-			char path[FLAXDRM_PATH_MAX];
-			ret = flaxdrm_open(FLAXDRM_NODE_RENDER, &fd_, path, sizeof(path));
-			if (ret == -ENODEV)
-				throw Error("no flaxdrm device: no DRM render node has driver \"flaxdrm\" (is flaxdrm.ko "
-					    "loaded? the local backend runs in-process instead)",
-					    ret);
-			if (ret)
-				throw Error("cannot open the flaxdrm render node: " + errno_string(ret), ret);
-			node_ = path;
-		} else {
-			node_ = node;
-			ret = flaxdrm_open_path(node.c_str(), &fd_);
-			if (ret)
-				throw Error(node + ": cannot open as a flaxdrm device: " + errno_string(ret), ret);
-		}
-		uint64_t abi = 0;
-		if ((ret = flaxdrm_get_param(fd_, FLAXDRM_PARAM_VERSION, &abi)))
-			fail("GET_PARAM VERSION failed", ret);
-		if ((abi >> 16) != FLAXDRM_VERSION_MAJOR)
-			throw Error(node_ + ": the kernel speaks flaxdrm ABI " + std::to_string(abi >> 16) + ", this client " +
-				    std::to_string(FLAXDRM_VERSION_MAJOR));
-		uint64_t job_timeout = 0;
-		if (flaxdrm_get_param(fd_, FLAXDRM_PARAM_JOB_TIMEOUT_MS, &job_timeout) || !job_timeout)
-			job_timeout = 60000;
-		timeout_ms_ = int64_t(job_timeout) + 10000;
-		if ((ret = flaxdrm_syncobj_create(fd_, 0, &syncobj_)))
-			fail("cannot create a syncobj", ret);
 	}
 
 	~DrmBackend() override
 	{
 		for (auto& [k, vb] : var_bos_)
-			close_bo(vb.bo);
+			c_.close_bo(vb.bo);
 		for (auto& bo : io_bos_)
-			close_bo(bo);
-		if (syncobj_)
-			flaxdrm_syncobj_destroy(fd_, syncobj_);
-		if (fd_ >= 0)
-			flaxdrm_close(fd_);
+			c_.close_bo(bo);
+		c_.destroy_syncobj(syncobj_);
 	}
 
 	std::string kind() const override { return "drm"; }
-	std::string description() const override { return "drm " + node_; }
+	std::string description() const override { return "drm " + c_.node(); }
 
 	uint32_t create_module(uint32_t parent, uint32_t kind, const std::string& name, const std::string& class_name,
 			       const std::string& config, std::string* chosen) override
 	{
-		char out[FLAXDRM_NAME_LEN] = {};
-		uint32_t h = 0;
-		int ret = flaxdrm_module_create(fd_, parent, kind, name.c_str(), class_name.c_str(), config.data(),
-						uint32_t(config.size()), &h, out);
-		if (ret)
-			fail("MODULE_CREATE " + kind_class(kind, class_name) + " \"" + name + "\" failed", ret);
+		uint32_t h = c_.create_module(parent, kind, name, class_name, config, chosen, [&] {
+			return "MODULE_CREATE " + kind_class(kind, class_name) + " \"" + name + "\" failed";
+		});
 		counters_.module_creates++;
-		if (chosen)
-			*chosen = out;
 		return h;
 	}
 
 	void destroy_module(uint32_t handle) override
 	{
-		int ret = flaxdrm_module_destroy(fd_, handle);
+		int ret = flaxdrm_module_destroy(c_.fd(), handle);
 		// the kernel dropped the subtree's variable references; drop ours
 		for (auto it = var_bos_.begin(); it != var_bos_.end();) {
 			if (std::get<0>(it->first) == handle || !module_alive(std::get<0>(it->first))) {
-				close_bo(it->second.bo);
+				c_.close_bo(it->second.bo);
 				it = var_bos_.erase(it);
 			} else {
 				++it;
 			}
 		}
 		if (ret)
-			fail("MODULE_DESTROY failed", ret);
+			c_.fail("MODULE_DESTROY failed", ret);
 	}
 
 	std::string module_path(uint32_t handle) override
@@ -362,31 +331,33 @@ public:
 		drm_flaxdrm_module_query q{};
 		char buf[4096];
 		uint32_t size = sizeof(buf);
-		int ret = flaxdrm_module_query(fd_, handle, &q, buf, &size);
+		int ret = flaxdrm_module_query(c_.fd(), handle, &q, buf, &size);
 		if (ret)
-			fail("MODULE_QUERY failed", ret);
+			c_.fail("MODULE_QUERY failed", ret);
 		return buf;
 	}
 
 	void bind_variable(uint32_t module, const std::string& collection, const std::string& name,
 			   const Tensor& value) override
 	{
-		Bo bo;
+		detail::DrmBo bo;
 		const uint64_t bytes = std::max<uint64_t>(4, value.data.size() * sizeof(float));
-		create_bo(bo, bytes, "variable");
+		c_.create_bo(bo, bytes, "a variable");
 		std::memcpy(bo.map, value.data.data(), value.data.size() * sizeof(float));
 		uint32_t dims[FLAXDRM_MAX_RANK] = {};
 		for (std::size_t i = 0; i < value.shape.size() && i < FLAXDRM_MAX_RANK; i++)
 			dims[i] = uint32_t(value.shape[i]);
-		int ret = flaxdrm_var_bind(fd_, module, collection.c_str(), name.c_str(), bo.handle, 0, FLAXDRM_DTYPE_F32,
-					   uint32_t(value.shape.size()), dims);
-		if (ret) {
-			close_bo(bo);
-			fail("VAR_BIND " + collection + "/" + name + " failed", ret);
+		try {
+			c_.bind_variable(module, collection, name, bo.handle, 0, FLAXDRM_DTYPE_F32,
+					 uint32_t(value.shape.size()), dims,
+					 [&] { return "VAR_BIND " + collection + "/" + name + " failed"; });
+		} catch (...) {
+			c_.close_bo(bo);
+			throw;
 		}
 		counters_.var_binds++;
 		auto& slot = var_bos_[{module, collection, name}];
-		close_bo(slot.bo);
+		c_.close_bo(slot.bo);
 		slot = {bo, value.shape};
 	}
 
@@ -404,25 +375,19 @@ public:
 				std::span<const drm_flaxdrm_op> ops,
 				const std::function<std::string(uint32_t, uint32_t)>& where) override
 	{
-		uint32_t h = 0, bad_op = FLAXDRM_INDEX_NONE, bad_tensor = FLAXDRM_INDEX_NONE;
-		int ret = flaxdrm_program_create(fd_, root, tensors.data(), uint32_t(tensors.size()), ops.data(),
-						 uint32_t(ops.size()), &h, &bad_op, &bad_tensor);
-		if (ret) {
-			std::string w = where ? where(bad_op, bad_tensor) : std::string();
-			fail("the kernel refused the traced program" + (w.empty() ? "" : ": " + w), ret);
-		}
+		uint32_t h = c_.create_program(root, tensors, ops, "the kernel refused the traced program", where);
 		counters_.program_creates++;
 		return h;
 	}
 
-	void destroy_program(uint32_t handle) override { flaxdrm_program_destroy(fd_, handle); }
+	void destroy_program(uint32_t handle) override { flaxdrm_program_destroy(c_.fd(), handle); }
 
 	void setup(uint32_t root) override
 	{
 		drm_flaxdrm_submit s{};
 		s.op = FLAXDRM_JOB_SETUP;
 		s.module = root;
-		run_job("setup", s);
+		c_.run_job("setup", {}, syncobj_, s);
 		counters_.setups++;
 	}
 
@@ -433,10 +398,10 @@ public:
 			io_bos_.resize(io.size());
 		std::vector<drm_flaxdrm_binding> bindings;
 		for (std::size_t i = 0; i < io.size(); i++) {
-			Bo& bo = io_bos_[i];
+			detail::DrmBo& bo = io_bos_[i];
 			if (!bo.handle || bo.size < io[i].size) {
-				close_bo(bo);
-				create_bo(bo, std::max<uint64_t>(io[i].size, 4), "input/output");
+				c_.close_bo(bo);
+				c_.create_bo(bo, std::max<uint64_t>(io[i].size, 4), "an input/output");
 			}
 			if (!io[i].is_output)
 				std::memcpy(bo.map, io[i].host, io[i].size);
@@ -456,7 +421,7 @@ public:
 		s.num_bindings = uint32_t(bindings.size());
 		s.mutable_collections = cols.empty() ? 0 : reinterpret_cast<uintptr_t>(cols.data());
 		s.num_mutable = uint32_t(cols.size());
-		run_job("call", s);
+		c_.run_job("call", {}, syncobj_, s);
 		counters_.calls++;
 		for (std::size_t i = 0; i < io.size(); i++)
 			if (io[i].is_output)
@@ -468,81 +433,27 @@ public:
 		drm_flaxdrm_submit s{};
 		s.op = FLAXDRM_JOB_CLEANUP;
 		s.module = root;
-		run_job("cleanup", s);
+		c_.run_job("cleanup", {}, syncobj_, s);
 		counters_.cleanups++;
 	}
 
 private:
-	struct Bo {
-		uint32_t handle = 0;
-		uint64_t size = 0;
-		void* map = nullptr;
-	};
 	struct VarBo {
-		Bo bo;
+		detail::DrmBo bo;
 		Shape shape;
 	};
-
-	[[noreturn]] void fail(const std::string& what, int err) const
-	{
-		throw Error(node_ + ": " + what + ": " + errno_string(err), err);
-	}
 
 	bool module_alive(uint32_t handle)
 	{
 		drm_flaxdrm_module_query q{};
 		uint32_t size = 0;
-		return flaxdrm_module_query(fd_, handle, &q, nullptr, &size) == 0;
+		return flaxdrm_module_query(c_.fd(), handle, &q, nullptr, &size) == 0;
 	}
 
-	void create_bo(Bo& bo, uint64_t size, const char* what)
-	{
-		int ret = flaxdrm_bo_create(fd_, size, &bo.handle);
-		if (ret)
-			fail(std::string("cannot create a ") + what + " BO of " + std::to_string(size) + " bytes", ret);
-		bo.size = size;
-		ret = flaxdrm_bo_mmap(fd_, bo.handle, size, &bo.map);
-		if (ret) {
-			flaxdrm_bo_close(fd_, bo.handle);
-			bo = Bo{};
-			fail(std::string("cannot map a ") + what + " BO", ret);
-		}
-	}
-
-	void close_bo(Bo& bo)
-	{
-		if (bo.map)
-			flaxdrm_bo_munmap(bo.map, bo.size);
-		if (bo.handle)
-			flaxdrm_bo_close(fd_, bo.handle);
-		bo = Bo{};
-	}
-
-	void run_job(const char* what, drm_flaxdrm_submit& s)
-	{
-		s.out_sync.handle = syncobj_;
-		int ret = flaxdrm_submit(fd_, &s);
-		if (ret == -ENODEV)
-			fail(std::string("cannot submit the ") + what + " job: no engine attached (start flaxdrm-engine)", ret);
-		if (ret)
-			fail(std::string("cannot submit the ") + what + " job", ret);
-		ret = flaxdrm_syncobj_wait(fd_, syncobj_, timeout_ms_ * 1000000);
-		if (ret)
-			fail(std::string("waiting for the ") + what + " job " + std::to_string(s.job_id) + " failed", ret);
-		int status = 0;
-		ret = flaxdrm_syncobj_status(fd_, syncobj_, &status);
-		if (ret)
-			fail(std::string("cannot read the status of the ") + what + " job", ret);
-		if (status < 0)
-			fail(std::string("the ") + what + " job " + std::to_string(s.job_id) + " failed", status);
-	}
-
-	int fd_ = -1;
-	std::string node_;
-	int64_t timeout_ms_ = 70000;
+	detail::DrmConnection c_;
 	uint32_t syncobj_ = 0;
 	std::map<std::tuple<uint32_t, std::string, std::string>, VarBo> var_bos_;
-	std::vector<Bo> io_bos_;
+	std::vector<detail::DrmBo> io_bos_;
 };
 
 } // namespace
