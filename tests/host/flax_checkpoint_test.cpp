@@ -232,7 +232,14 @@ TEST(FlaxCheckpoint, AllMismatchesReportedByPath)
 	EXPECT_THAT(e, HasSubstr("ckpt.msgpack does not match the model (3 problems)"));
 	EXPECT_THAT(e, HasSubstr("params/Dense_0/kernel: shape (64, 10), expected (128, 10)"));
 	EXPECT_THAT(e, HasSubstr("params/Dense_1/bias: missing, expected shape (3,)"));
-	EXPECT_THAT(e, HasSubstr("params/extra: unexpected"));
+	EXPECT_THAT(e, HasSubstr("params/extra: unexpected (shape (1,)): the model has no such variable"));
+
+	// the params saved without their {"params": ...} level
+	Variables bare;
+	bare["Dense_0/kernel"] = {Tensor({128, 10}), "float32"};
+	bare["Dense_1/bias"] = {Tensor({3}), "float32"};
+	e = error_of<flaxdrm::Error>([&] { check_against(expected, bare, "bare.msgpack"); });
+	EXPECT_THAT(e, HasSubstr("bare.msgpack does not match the model (4 problems):\n  the \"params\" collection is empty"));
 }
 
 TEST(FlaxCheckpoint, CorruptInputIsAnError)

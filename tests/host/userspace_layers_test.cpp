@@ -36,16 +36,6 @@ bool have_torch()
 	return ok;
 }
 
-std::string error_of(const std::function<void()>& f)
-{
-	try {
-		f();
-	} catch (const Error& e) {
-		return e.what();
-	}
-	return "(no error)";
-}
-
 class Layers : public ::testing::TestWithParam<std::string> {
 protected:
 	static void SetUpTestSuite() { device_ = Device::open("local").release(); }

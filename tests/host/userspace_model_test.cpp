@@ -31,16 +31,6 @@ std::vector<std::string> paths(const Model& m)
 	return out;
 }
 
-std::string error_of(const std::function<void()>& f)
-{
-	try {
-		f();
-	} catch (const Error& e) {
-		return e.what();
-	}
-	return "(no error)";
-}
-
 std::vector<std::string> keys(const std::map<std::string, Shape>& m)
 {
 	std::vector<std::string> out;

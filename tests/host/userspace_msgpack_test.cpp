@@ -29,16 +29,6 @@ void make_fixture(const std::string& file, const std::string& body)
 	run_python(std::string(kPrelude) + body, quote(tools_dir()) + " " + quote(file));
 }
 
-std::string error_of(const std::function<void()>& f)
-{
-	try {
-		f();
-	} catch (const Error& e) {
-		return e.what();
-	}
-	return "(no error)";
-}
-
 } // namespace
 
 TEST(FlaxMsgpack, ReadsACheckpointWrittenByPython)

@@ -20,16 +20,6 @@ Tensor iota(Shape shape)
 	return t;
 }
 
-std::string error_of(const std::function<void()>& f)
-{
-	try {
-		f();
-	} catch (const Error& e) {
-		return e.what();
-	}
-	return "(no error)";
-}
-
 } // namespace
 
 TEST(Npy, RoundTripShapes)

@@ -9,10 +9,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "flaxdrm/error.hpp"
 
 namespace flaxdrm::testing {
 
@@ -30,6 +33,18 @@ struct CommandResult {
 	int status = -1; // exit status, or -1 if it did not exit normally
 	std::string output; // stdout and stderr
 };
+
+// The message of the flaxdrm::Error that f throws, or "(no error)" (which the
+// callers' HasSubstr then reports) when it throws none.
+inline std::string error_of(const std::function<void()>& f)
+{
+	try {
+		f();
+	} catch (const Error& e) {
+		return e.what();
+	}
+	return "(no error)";
+}
 
 inline std::string quote(const std::string& s)
 {

@@ -623,39 +623,9 @@ DType input_dtype(const Model& model)
 void check_variables(const Model& model, const Variables& variables, const Shape& input_shape,
 		     const std::string& variables_source)
 {
-	auto expected = expected_variables(model, input_shape);
-	std::vector<std::string> problems;
-	auto e = expected.begin();
-	auto v = variables.begin();
-	while (e != expected.end() || v != variables.end()) {
-		if (v == variables.end() || (e != expected.end() && e->first < v->first)) {
-			problems.push_back(e->first + ": missing, expected shape " + shape_str(e->second));
-			++e;
-		} else if (e == expected.end() || v->first < e->first) {
-			problems.push_back(v->first + ": unexpected (shape " + shape_str(v->second.value.shape) +
-					   "): the model has no such variable");
-			++v;
-		} else {
-			if (v->second.value.shape != e->second)
-				problems.push_back(e->first + ": shape " + shape_str(v->second.value.shape) +
-						   ", expected " + shape_str(e->second));
-			++e;
-			++v;
-		}
-	}
-	if (problems.empty())
-		return;
-	bool have_params = false;
-	for (const auto& [path, var] : variables)
-		have_params |= path.rfind("params/", 0) == 0;
-	std::string msg = variables_source + " does not match the model " + model.source + " for inputs of shape " +
-			  shape_str(input_shape) + " (" + std::to_string(problems.size()) + " problem" +
-			  (problems.size() == 1 ? "" : "s") + "):";
-	if (!have_params && !expected.empty())
-		msg += "\n  the \"params\" collection is empty";
-	for (const auto& p : problems)
-		msg += "\n  " + p;
-	throw Error(msg);
+	check_variable_shapes(expected_variables(model, input_shape), variables,
+			      variables_source + " does not match the model " + model.source + " for inputs of shape " +
+				      shape_str(input_shape));
 }
 
 } // namespace flaxdrm

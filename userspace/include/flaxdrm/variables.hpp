@@ -60,4 +60,13 @@ Variables read_variables(const std::string& path);
 // safetensors when named *.safetensors, else Flax msgpack.
 void write_variables(const std::string& path, const Variables& variables, const FlaxMsgpackOptions& options = {});
 
+// Compares the paths and shapes of `found` with `expected` and throws one
+// Error listing every mismatch by path, headed "<mismatch> (N problems):"
+// (e.g. mismatch = "p.msgpack does not match the model m.json"):
+//   params/Dense_1/kernel: shape (64, 10), expected (128, 10)
+//   params/Dense_2/bias: missing, expected shape (3,)
+//   params/extra: unexpected (shape (1,)): the model has no such variable
+void check_variable_shapes(const std::map<std::string, Shape>& expected, const Variables& found,
+			   const std::string& mismatch);
+
 } // namespace flaxdrm

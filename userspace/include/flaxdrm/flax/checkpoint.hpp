@@ -51,7 +51,7 @@ inline Variables load_checkpoint(const std::string& path)
 // init) and throws one flaxdrm::Error listing every mismatch, by path:
 //   params/Dense_1/kernel: shape (64, 10), expected (128, 10)
 //   params/Dense_2/bias: missing, expected shape (3,)
-//   params/extra: unexpected
+//   params/extra: unexpected (shape (1,)): the model has no such variable
 void check_against(const Variables& expected, const Variables& loaded, const std::string& source);
 // load_checkpoint + check_against(template)
 Variables restore_checkpoint(const std::string& path, const Variables& expected);
