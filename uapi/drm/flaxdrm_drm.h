@@ -17,9 +17,13 @@ extern "C" {
 
 #define FLAXDRM_DRIVER_NAME	"flaxdrm"
 
-/* ABI version reported by FLAXDRM_PARAM_VERSION: major << 16 | minor. */
+/*
+ * ABI version reported by FLAXDRM_PARAM_VERSION: major << 16 | minor.
+ * 1.1 added FLAXDRM_OP_ASTYPE and f16 tensors for the GEMM family,
+ * activations and binary ops; userspace checks the minor before using them.
+ */
 #define FLAXDRM_VERSION_MAJOR	1
-#define FLAXDRM_VERSION_MINOR	0
+#define FLAXDRM_VERSION_MINOR	1
 
 #define DRM_FLAXDRM_GET_PARAM		0x00
 #define DRM_FLAXDRM_BO_CREATE		0x01
