@@ -14,6 +14,7 @@
 
 #include "device.hpp"
 #include "f16.hpp"
+#include "matmul_shape.hpp"
 #include "pipeline_cache.hpp"
 #include "vk_util.hpp"
 
@@ -60,96 +61,27 @@ struct GemmPush {
 	uint32_t a_off, b_off, bias_off, c_off;
 };
 
-// gemm_f16_batched.comp's push constants (matmul.comp's).
-struct BatchedPush {
-	uint32_t M, N, K, z_base;
-	uint32_t a_off, b_off, c_off, pad0;
-	uint32_t sam, sak, sbk, sbn;
-	uint32_t bd[4];
-	uint32_t as[4];
-	uint32_t bs[4];
-};
-
-// The product an op computes: one plain GEMM (with bias for Dense), or a
-// strided batched one.
-struct Product {
-	uint64_t M = 0, N = 0, K = 0, batch = 1;
-	uint64_t sam = 0, sak = 0, sbk = 0, sbn = 0;
-	uint64_t bd[4] = {1, 1, 1, 1}, as[4] = {0, 0, 0, 0}, bs[4] = {0, 0, 0, 0};
-	bool plain_gemm = false;
-};
-
-Product describe(const OpContext& ctx)
+// The product an op computes: Dense is one plain GEMM (with bias), matmul
+// and attend are described as for the f32 path.
+MatmulShape describe(const OpContext& ctx)
 {
-	const drm_flaxdrm_tensor& a = *ctx.inputs[0].desc;
+	if (ctx.op.opcode != FLAXDRM_OP_DENSE)
+		return describe_matmul(ctx);
+	// attrs[0] = n contracted axes (0 means 1)
 	const drm_flaxdrm_tensor& b = *ctx.inputs[1].desc;
-	Product s;
-	switch (ctx.op.opcode) {
-	case FLAXDRM_OP_DENSE: {
-		// attrs[0] = n contracted axes (0 means 1)
-		const uint32_t n = ctx.op.attrs[0] ? ctx.op.attrs[0] : 1;
-		s.K = 1;
-		for (uint32_t i = 0; i < n; i++)
-			s.K *= b.dims[i];
-		s.M = ctx.inputs[0].elements() / s.K;
-		s.N = ctx.inputs[1].elements() / s.K;
-		s.plain_gemm = true;
-		return s;
-	}
-	case FLAXDRM_OP_ATTEND:
-		// q[..., F] @ table[N, F]^T
-		s.K = a.dims[a.rank - 1];
-		s.M = ctx.inputs[0].elements() / s.K;
-		s.N = b.dims[0];
-		s.sam = s.K, s.sak = 1, s.sbk = 1, s.sbn = s.K;
-		return s;
-	default:
-		break;
-	}
-	const bool ta = ctx.op.attrs[0] & 1, tb = ctx.op.attrs[0] & 2;
-	const uint32_t ra = a.rank, rb = b.rank;
-	s.M = a.dims[ra - 2 + ta];
-	s.K = a.dims[ra - 1 - ta];
-	s.N = b.dims[rb - 1 - tb];
-	s.sam = ta ? 1 : s.K, s.sak = ta ? s.M : 1;
-	s.sbk = tb ? 1 : s.N, s.sbn = tb ? s.K : 1;
-	// Batch dims aligned from the right into bd[0..3] (bd[3] innermost).
-	uint64_t a_stride = s.M * s.K, b_stride = s.K * s.N, b_batch = 1;
-	for (uint32_t i = 0; i < 4; i++) {
-		const uint32_t da = i + 2 < ra ? a.dims[ra - 3 - i] : 1;
-		const uint32_t db = i + 2 < rb ? b.dims[rb - 3 - i] : 1;
-		s.bd[3 - i] = std::max(da, db);
-		s.as[3 - i] = da == 1 ? 0 : a_stride;
-		s.bs[3 - i] = db == 1 ? 0 : b_stride;
-		a_stride *= da;
-		b_stride *= db;
-		b_batch *= db;
-		s.batch *= s.bd[3 - i];
-	}
-	s.plain_gemm = !ta && !tb && b_batch == 1;
-	if (s.plain_gemm)
-		s.M *= a_stride / (s.M * s.K), s.batch = 1;
+	const uint32_t n = ctx.op.attrs[0] ? ctx.op.attrs[0] : 1;
+	MatmulShape s;
+	s.K = 1;
+	for (uint32_t i = 0; i < n; i++)
+		s.K *= b.dims[i];
+	s.M = ctx.inputs[0].elements() / s.K;
+	s.N = ctx.inputs[1].elements() / s.K;
+	s.plain_gemm = true;
 	return s;
 }
 
-struct BatchedConfig {
-	uint32_t wg_x, wg_y, tm, tn;
-	uint32_t bm() const { return wg_y * tm; }
-	uint32_t bn() const { return wg_x * tn; }
-};
-
-BatchedConfig batched_config(uint64_t M)
-{
-	if (M >= 64)
-		return {16, 16, 4, 4};
-	uint32_t tm = 1;
-	while (tm < M && tm < 4)
-		tm *= 2;
-	return {64, uint32_t(std::max<uint64_t>(1, std::min<uint64_t>(4, (M + tm - 1) / tm))), tm, 4};
-}
-
 void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const TensorView* bias,
-		 const TensorView& c, const Product& s)
+		 const TensorView& c, const MatmulShape& s)
 {
 	const uint64_t limit = max_binding_bytes(ctx.device);
 	const uint64_t max_groups_y = ctx.device.limits().maxComputeWorkGroupCount[1];
@@ -202,20 +134,16 @@ void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const
 	}
 }
 
-void record_batched(OpContext& ctx, const Product& s)
+void record_batched(OpContext& ctx, const MatmulShape& s)
 {
 	const TensorView& a = ctx.inputs[0];
 	const TensorView& b = ctx.inputs[1];
 	const TensorView& c = ctx.outputs[0];
 	const uint64_t limit = max_binding_bytes(ctx.device);
-	const BatchedConfig cfg = batched_config(s.M);
+	const MatmulTile cfg = matmul_tile(s.M);
 	const uint32_t spec[] = {cfg.wg_x, cfg.wg_y, cfg.tm, cfg.tn};
-	const Pipeline& p = ctx.pipelines.get("gemm_f16_batched", spec, 3, sizeof(BatchedPush));
-	BatchedPush pc{};
-	pc.M = uint32_t(s.M), pc.N = uint32_t(s.N), pc.K = uint32_t(s.K);
-	pc.sam = uint32_t(s.sam), pc.sak = uint32_t(s.sak), pc.sbk = uint32_t(s.sbk), pc.sbn = uint32_t(s.sbn);
-	for (int i = 0; i < 4; i++)
-		pc.bd[i] = uint32_t(s.bd[i]), pc.as[i] = uint32_t(s.as[i]), pc.bs[i] = uint32_t(s.bs[i]);
+	const Pipeline& p = ctx.pipelines.get("gemm_f16_batched", spec, 3, sizeof(MatmulPush));
+	MatmulPush pc = s.push();
 	const BufferRange bind_a = a.range(0, a.size, kHalf, &pc.a_off, ctx.device);
 	const BufferRange bind_b = b.range(0, b.size, kHalf, &pc.b_off, ctx.device);
 	const uint64_t mat = s.M * s.N * kHalf;
@@ -240,7 +168,7 @@ bool f16_gemm_op(const OpContext& ctx)
 void check_f16_gemm_op(const OpContext& ctx)
 {
 	require_f16_device(ctx);
-	const Product s = describe(ctx);
+	const MatmulShape s = describe(ctx);
 	const uint64_t limit = max_binding_bytes(ctx.device);
 	const auto& lim = ctx.device.limits();
 	if (s.plain_gemm) {
@@ -259,7 +187,7 @@ void check_f16_gemm_op(const OpContext& ctx)
 		if (ctx.inputs[i].size > limit)
 			fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(ctx.inputs[i].index) +
 					      " is larger than this device can bind");
-	const BatchedConfig cfg = batched_config(s.M);
+	const MatmulTile cfg = matmul_tile(s.M);
 	if (s.M * s.N * kHalf + 256 > limit || (s.N + cfg.bn() - 1) / cfg.bn() > lim.maxComputeWorkGroupCount[0] ||
 	    (s.M + cfg.bm() - 1) / cfg.bm() > lim.maxComputeWorkGroupCount[1])
 		fail(-EINVAL, ctx.where() + ": matrices too large for this device");
@@ -267,7 +195,7 @@ void check_f16_gemm_op(const OpContext& ctx)
 
 void record_f16_gemm_op(OpContext& ctx)
 {
-	const Product s = describe(ctx);
+	const MatmulShape s = describe(ctx);
 	if (s.plain_gemm) {
 		const TensorView* bias = ctx.op.opcode == FLAXDRM_OP_DENSE && ctx.inputs.size() > 2 ? &ctx.inputs[2] : nullptr;
 		record_gemm(ctx, ctx.inputs[0], ctx.inputs[1], bias, ctx.outputs[0], s);
