@@ -46,6 +46,12 @@ std::string describe(const Module& m)
 	return m.class_name() + " " + m.path_str();
 }
 
+void need_feature_axis(const Module& m, const Value& x)
+{
+	if (x.rank() < 1)
+		throw ShapeError(describe(m) + ": input of shape " + shape_str(x.shape) + " has no feature axis");
+}
+
 } // namespace
 
 // ------------------------------------------------------------------ Dense
@@ -59,8 +65,7 @@ Dense::Dense(int64_t features, DenseOptions o) : ModuleT("Dense")
 
 Value Dense::call(const Value& x)
 {
-	if (x.rank() < 1)
-		throw ShapeError(describe(*this) + ": input of shape " + shape_str(x.shape) + " has no feature axis");
+	need_feature_axis(*this, x);
 	const int64_t f = features();
 	Value k = param("kernel", attr<Initializer>("kernel_init"), {x.dim(-1), f});
 	std::vector<Value> ins = {x, k};
@@ -293,12 +298,10 @@ void declare_norm(std::function<void(const std::string&, AttrValue)> decl, const
 	decl("bias_init", o.bias_init);
 }
 
-Value run_norm(Module& m, const Value& x, uint32_t opcode, uint32_t attr1, bool has_bias)
+// the optional scale (and, with has_bias, bias) of a norm over c features:
+// appended to ins, their FLAXDRM_NORM_* flags returned
+uint32_t norm_affine(Module& m, int64_t c, bool has_bias, std::vector<Value>& ins)
 {
-	if (x.rank() < 1)
-		throw ShapeError(describe(m) + ": input of shape " + shape_str(x.shape) + " has no feature axis");
-	const int64_t c = x.dim(-1);
-	std::vector<Value> ins = {x};
 	uint32_t flags = 0;
 	if (m.attr<bool>("use_scale")) {
 		ins.push_back(m.param("scale", m.attr<Initializer>("scale_init"), {c}));
@@ -308,6 +311,15 @@ Value run_norm(Module& m, const Value& x, uint32_t opcode, uint32_t attr1, bool 
 		ins.push_back(m.param("bias", m.attr<Initializer>("bias_init"), {c}));
 		flags |= FLAXDRM_NORM_BIAS;
 	}
+	return flags;
+}
+
+Value run_norm(Module& m, const Value& x, uint32_t opcode, uint32_t attr1, bool has_bias)
+{
+	need_feature_axis(m, x);
+	const int64_t c = x.dim(-1);
+	std::vector<Value> ins = {x};
+	const uint32_t flags = norm_affine(m, c, has_bias, ins);
 	return m.trace().op(opcode, m.scope_id(), ins, x.shape, {fbits(m.attr<double>("epsilon")), attr1, flags});
 }
 } // namespace
@@ -361,21 +373,12 @@ BatchNorm::BatchNorm(BatchNormOptions o) : ModuleT("BatchNorm")
 
 Value BatchNorm::call(const Value& x)
 {
-	if (x.rank() < 1)
-		throw ShapeError(describe(*this) + ": input of shape " + shape_str(x.shape) + " has no feature axis");
+	need_feature_axis(*this, x);
 	const int64_t c = x.dim(-1);
 	Value mean = variable("batch_stats", "mean", init::zeros(), {c});
 	Value var = variable("batch_stats", "var", init::ones(), {c});
 	std::vector<Value> ins = {x, mean, var};
-	uint32_t flags = 0;
-	if (attr<bool>("use_scale")) {
-		ins.push_back(param("scale", attr<Initializer>("scale_init"), {c}));
-		flags |= FLAXDRM_NORM_SCALE;
-	}
-	if (attr<bool>("use_bias")) {
-		ins.push_back(param("bias", attr<Initializer>("bias_init"), {c}));
-		flags |= FLAXDRM_NORM_BIAS;
-	}
+	uint32_t flags = norm_affine(*this, c, true, ins);
 	const uint32_t eps = fbits(attr<double>("epsilon")), mom = fbits(attr<double>("momentum"));
 	if (attr<bool>("use_running_average"))
 		return trace().op(FLAXDRM_OP_BATCH_NORM, scope_id(), ins, x.shape, {eps, 0, flags});
