@@ -78,15 +78,7 @@ private:
 			need_rank(m, x, static_cast<std::size_t>(m.reduction_axes));
 			uint32_t h = handle_of(m);
 			std::vector<uint32_t> ins = {in};
-			uint32_t flags = 0;
-			if (m.use_scale) {
-				ins.push_back(variable(m, h, "params", "scale", {x.back()}));
-				flags |= FLAXDRM_NORM_SCALE;
-			}
-			if (m.use_bias) {
-				ins.push_back(variable(m, h, "params", "bias", {x.back()}));
-				flags |= FLAXDRM_NORM_BIAS;
-			}
+			uint32_t flags = norm_affine(m, h, x.back(), ins);
 			return op(m, m.kind == ModuleKind::LayerNorm ? FLAXDRM_OP_LAYER_NORM : FLAXDRM_OP_RMS_NORM, h, ins, x,
 				  {f32_bits(m.epsilon), static_cast<uint32_t>(m.reduction_axes), flags});
 		}
@@ -102,15 +94,7 @@ private:
 						" channels of input " + shape_str(x));
 			uint32_t h = handle_of(m);
 			std::vector<uint32_t> ins = {in};
-			uint32_t flags = 0;
-			if (m.use_scale) {
-				ins.push_back(variable(m, h, "params", "scale", {c}));
-				flags |= FLAXDRM_NORM_SCALE;
-			}
-			if (m.use_bias) {
-				ins.push_back(variable(m, h, "params", "bias", {c}));
-				flags |= FLAXDRM_NORM_BIAS;
-			}
+			uint32_t flags = norm_affine(m, h, c, ins);
 			return op(m, FLAXDRM_OP_GROUP_NORM, h, ins, x,
 				  {f32_bits(m.epsilon), static_cast<uint32_t>(groups), flags});
 		}
@@ -120,15 +104,7 @@ private:
 			uint32_t h = handle_of(m);
 			std::vector<uint32_t> ins = {in, variable(m, h, "batch_stats", "mean", {c}),
 						     variable(m, h, "batch_stats", "var", {c})};
-			uint32_t flags = 0;
-			if (m.use_scale) {
-				ins.push_back(variable(m, h, "params", "scale", {c}));
-				flags |= FLAXDRM_NORM_SCALE;
-			}
-			if (m.use_bias) {
-				ins.push_back(variable(m, h, "params", "bias", {c}));
-				flags |= FLAXDRM_NORM_BIAS;
-			}
+			uint32_t flags = norm_affine(m, h, c, ins);
 			return op(m, FLAXDRM_OP_BATCH_NORM, h, ins, x, {f32_bits(m.epsilon), 0, flags});
 		}
 		case ModuleKind::Embed: {
@@ -408,6 +384,21 @@ private:
 	[[noreturn]] void fail(const Module& m, const std::string& what) const
 	{
 		throw Error(model_.source + ": " + m.class_name + " at " + m.display_path() + ": " + what);
+	}
+
+	// the optional scale and bias of a norm over c channels: appended to ins, their FLAXDRM_NORM_* flags returned
+	uint32_t norm_affine(const Module& m, uint32_t h, int64_t c, std::vector<uint32_t>& ins)
+	{
+		uint32_t flags = 0;
+		if (m.use_scale) {
+			ins.push_back(variable(m, h, "params", "scale", {c}));
+			flags |= FLAXDRM_NORM_SCALE;
+		}
+		if (m.use_bias) {
+			ins.push_back(variable(m, h, "params", "bias", {c}));
+			flags |= FLAXDRM_NORM_BIAS;
+		}
+		return flags;
 	}
 
 	void need_rank(const Module& m, const Shape& x, std::size_t rank) const
