@@ -410,20 +410,8 @@ int flaxdrm_submit_simple(int fd, uint32_t op, uint32_t module,
 			  uint32_t num_bindings, uint32_t out_syncobj,
 			  uint64_t *job_id)
 {
-	struct drm_flaxdrm_submit args;
-	int ret;
-
-	memset(&args, 0, sizeof(args));
-	args.op = op;
-	args.module = module;
-	args.program = program;
-	args.bindings = (uintptr_t)bindings;
-	args.num_bindings = num_bindings;
-	args.out_sync.handle = out_syncobj;
-	ret = do_ioctl(fd, DRM_IOCTL_FLAXDRM_SUBMIT, &args);
-	if (!ret && job_id)
-		*job_id = args.job_id;
-	return ret;
+	return flaxdrm_submit_perfmon(fd, op, module, program, bindings,
+				      num_bindings, out_syncobj, 0, job_id);
 }
 
 int flaxdrm_submit_perfmon(int fd, uint32_t op, uint32_t module,
@@ -661,13 +649,8 @@ int flaxdrm_engine_fetch(int fd, uint32_t timeout_ms, void *buffer,
 int flaxdrm_engine_complete(int fd, uint64_t job_id, int32_t status,
 			    uint64_t exec_ns)
 {
-	struct drm_flaxdrm_engine_complete args;
-
-	memset(&args, 0, sizeof(args));
-	args.job_id = job_id;
-	args.status = status;
-	args.exec_ns = exec_ns;
-	return do_ioctl(fd, DRM_IOCTL_FLAXDRM_ENGINE_COMPLETE, &args);
+	return flaxdrm_engine_complete_profile(fd, job_id, status, exec_ns, 0,
+					       NULL, 0);
 }
 
 int flaxdrm_engine_complete_profile(int fd, uint64_t job_id, int32_t status,
