@@ -17,6 +17,7 @@
 
 #include "flaxdrm/npy.hpp"
 #include "flaxdrm/runtime.hpp"
+#include "op_test_util.hpp"
 #include "reference_norm.hpp"
 
 namespace rt = flaxdrm::rt;
@@ -34,33 +35,8 @@ std::vector<float> random_vector(std::size_t n, uint32_t seed, float spread = 1.
 	return v;
 }
 
-// One device and executor per path for the whole process; the executor
-// goes before its device at exit (both live in one static here).
-rt::Executor& executor(bool storage_path)
-{
-	struct Path {
-		std::unique_ptr<rt::Device> device;
-		std::unique_ptr<rt::Executor> executor;
-	};
-	static Path paths[2];
-	Path& p = paths[storage_path];
-	if (!p.executor) {
-		rt::DeviceOptions o;
-		o.disable_cpu_kernels = storage_path;
-		o.force_staging = storage_path;
-		p.device = rt::Device::create(o);
-		p.executor = rt::Executor::create(*p.device);
-	}
-	return *p.executor;
-}
-
-::testing::AssertionResult close(const std::vector<float>& got, const std::vector<float>& want, double tol)
-{
-	const ref::Diff d = ref::compare(got, want);
-	if (d.nmse <= tol)
-		return ::testing::AssertionSuccess();
-	return ::testing::AssertionFailure() << "nmse " << d.nmse << " > " << tol << ", max_abs " << d.max_abs;
-}
+using flaxdrm::optest::executor;
+using flaxdrm::optest::nmse_within;
 
 struct Shape {
 	uint32_t B, Lq, Lk, H, D, Dv;
@@ -164,7 +140,7 @@ TEST_P(AttentionShapes, MatchesReference)
 	Inputs in(s, s.Lq * 131 + s.D);
 	for (bool causal : {false, true}) {
 		auto o = run_attention(storage, s, in.q, in.k, in.v, nullptr, causal);
-		EXPECT_TRUE(close(o, reference(s, in, nullptr, causal), 1e-10)) << (causal ? "causal" : "");
+		EXPECT_TRUE(nmse_within(o, reference(s, in, nullptr, causal), 1e-10)) << (causal ? "causal" : "");
 	}
 }
 
@@ -183,7 +159,7 @@ TEST(Attention, ExplicitScaleAndLargeLogits)
 	for (bool storage : {false, true}) {
 		Inputs in(s, 5, 4.0f); // logits in the hundreds: the streaming softmax must not overflow
 		auto o = run_attention(storage, s, in.q, in.k, in.v, nullptr, false, 0.7f);
-		EXPECT_TRUE(close(o, reference(s, in, nullptr, false, 0.7f), 1e-9));
+		EXPECT_TRUE(nmse_within(o, reference(s, in, nullptr, false, 0.7f), 1e-9));
 		for (float x : o)
 			ASSERT_TRUE(std::isfinite(x));
 	}
@@ -206,7 +182,7 @@ TEST_P(AttentionMasks, MatchesReference)
 	Inputs in(c.s, 77);
 	Mask m = random_mask({c.mdims[0], c.mdims[1], c.mdims[2], c.mdims[3]}, 78, c.keep);
 	auto o = run_attention(storage, c.s, in.q, in.k, in.v, &m, c.causal);
-	EXPECT_TRUE(close(o, reference(c.s, in, &m, c.causal), 1e-10));
+	EXPECT_TRUE(nmse_within(o, reference(c.s, in, &m, c.causal), 1e-10));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -244,7 +220,7 @@ TEST(Attention, FullyMaskedRowIsTheUniformAverageOfAllValues)
 				avg += in.v[j * 8 + e];
 			EXPECT_NEAR(o[5 * 8 + e], avg / 16, 1e-6) << e;
 		}
-		EXPECT_TRUE(close(o, reference(s, in, &m, true), 1e-10));
+		EXPECT_TRUE(nmse_within(o, reference(s, in, &m, true), 1e-10));
 	}
 }
 
@@ -319,7 +295,7 @@ TEST_P(AttentionGolden, MatchesTorch)
 				m.data.push_back(x != 0.0f ? 1 : 0);
 		}
 		auto o = run_attention(storage, s, q.data, k.data, v.data, g.mask ? &m : nullptr, g.causal, g.scale);
-		EXPECT_TRUE(close(o, golden(g.name, "y").data, 1e-10)) << g.name;
+		EXPECT_TRUE(nmse_within(o, golden(g.name, "y").data, 1e-10)) << g.name;
 	}
 }
 

@@ -1,6 +1,7 @@
-// Helpers shared by ops_conv_test.cpp and ops_dense_test.cpp: programs
-// built from drm_flaxdrm_tensor / drm_flaxdrm_op, run bindings, the two
-// test devices, a minimal .npy reader, random data, tolerant comparison.
+// Helpers shared by ops_conv_test.cpp, ops_dense_test.cpp and
+// ops_f16_test.cpp (on top of op_test_util.hpp): programs built from
+// drm_flaxdrm_tensor / drm_flaxdrm_op, a minimal .npy reader, tolerant
+// comparison.
 #pragma once
 
 #include <cmath>
@@ -8,8 +9,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <memory>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,21 +16,12 @@
 #include <gtest/gtest.h>
 
 #include "flaxdrm/runtime.hpp"
+#include "op_test_util.hpp"
 #include "reference_conv.hpp"
 
 namespace flaxdrm::optest {
 
 namespace rt = flaxdrm::rt;
-
-inline std::vector<float> random_vector(std::size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f)
-{
-	std::mt19937 gen(seed);
-	std::uniform_real_distribution<float> dist(lo, hi);
-	std::vector<float> v(n);
-	for (auto& x : v)
-		x = dist(gen);
-	return v;
-}
 
 struct Program {
 	std::vector<drm_flaxdrm_tensor> tensors;
@@ -40,17 +30,7 @@ struct Program {
 	uint32_t tensor(uint32_t kind, const std::vector<uint32_t>& dims, uint32_t dtype = FLAXDRM_DTYPE_F32,
 			uint32_t module = 0, const char* collection = "", const char* name = "")
 	{
-		drm_flaxdrm_tensor t;
-		std::memset(&t, 0, sizeof t);
-		t.kind = kind;
-		t.dtype = dtype;
-		t.rank = uint32_t(dims.size());
-		for (std::size_t i = 0; i < dims.size(); i++)
-			t.dims[i] = dims[i];
-		t.module = module;
-		std::strncpy(t.collection, collection, sizeof t.collection - 1);
-		std::strncpy(t.name, name, sizeof t.name - 1);
-		tensors.push_back(t);
+		tensors.push_back(tensor_desc(kind, dims, dtype, module, collection, name));
 		return uint32_t(tensors.size() - 1);
 	}
 	uint32_t input(const std::vector<uint32_t>& dims, uint32_t dtype = FLAXDRM_DTYPE_F32)
@@ -66,73 +46,10 @@ struct Program {
 	drm_flaxdrm_op& op(uint32_t opcode, uint32_t module, const std::vector<uint32_t>& in,
 			   const std::vector<uint32_t>& out, const std::vector<uint32_t>& attrs = {})
 	{
-		drm_flaxdrm_op o;
-		std::memset(&o, 0, sizeof o);
-		o.opcode = opcode;
-		o.module = module;
-		o.num_inputs = uint32_t(in.size());
-		o.num_outputs = uint32_t(out.size());
-		for (std::size_t i = 0; i < in.size(); i++)
-			o.inputs[i] = in[i];
-		for (std::size_t i = 0; i < out.size(); i++)
-			o.outputs[i] = out[i];
-		for (std::size_t i = 0; i < attrs.size(); i++)
-			o.attrs[i] = attrs[i];
-		ops.push_back(o);
+		ops.push_back(op_desc(opcode, module, in, out, attrs));
 		return ops.back();
 	}
 };
-
-// One entry per tensor; VARIABLEs are uploaded for the run only (key 0).
-struct Bindings {
-	std::vector<rt::TensorMemory> mem;
-	explicit Bindings(const Program& p) : mem(p.tensors.size()) {}
-	template <typename T>
-	void host(uint32_t t, std::vector<T>& v)
-	{
-		mem[t].host = v.data();
-		mem[t].size = v.size() * sizeof(T);
-	}
-};
-
-// The default device, and one forced onto the fallback paths (pooled
-// descriptor sets, staging copies, the portable GPU-style kernels), with
-// one executor each; executors are destroyed before their devices.
-struct TestDevices {
-	std::unique_ptr<rt::Device> dev[2];
-	std::unique_ptr<rt::Executor> ex[2];
-	~TestDevices()
-	{
-		for (auto& e : ex)
-			e.reset();
-	}
-	static TestDevices& get()
-	{
-		static TestDevices d;
-		return d;
-	}
-};
-
-inline rt::Device& device(bool fallback)
-{
-	auto& d = TestDevices::get().dev[fallback];
-	if (!d) {
-		rt::DeviceOptions o;
-		o.disable_push_descriptors = fallback;
-		o.force_staging = fallback;
-		o.disable_cpu_kernels = fallback;
-		d = rt::Device::create(o);
-	}
-	return *d;
-}
-
-inline rt::Executor& executor(bool fallback)
-{
-	auto& e = TestDevices::get().ex[fallback];
-	if (!e)
-		e = rt::Executor::create(device(fallback));
-	return *e;
-}
 
 // Float32 C-order .npy files only; throws on anything else.
 inline std::vector<float> read_npy(const std::string& path, std::vector<uint32_t>* shape = nullptr)
@@ -216,12 +133,5 @@ inline Check check(const std::vector<float>& got, const std::vector<float>& want
 			<< "first at " << c_.first_bad << ": got " << (got)[c_.first_bad] << " want "   \
 			<< (want)[c_.first_bad];                                                        \
 	} while (0)
-
-inline uint32_t f32_bits(float f)
-{
-	uint32_t u;
-	std::memcpy(&u, &f, 4);
-	return u;
-}
 
 } // namespace flaxdrm::optest

@@ -18,6 +18,7 @@
 
 #include "flaxdrm/npy.hpp"
 #include "flaxdrm/runtime.hpp"
+#include "op_test_util.hpp"
 #include "reference_norm.hpp"
 
 namespace rt = flaxdrm::rt;
@@ -32,15 +33,9 @@ uint32_t fbits(float f)
 	return std::bit_cast<uint32_t>(f);
 }
 
-std::vector<float> random_vector(std::size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f)
-{
-	std::mt19937 gen(seed);
-	std::uniform_real_distribution<float> dist(lo, hi);
-	std::vector<float> v(n);
-	for (auto& x : v)
-		x = dist(gen);
-	return v;
-}
+using flaxdrm::optest::executor;
+using flaxdrm::optest::nmse_within;
+using flaxdrm::optest::random_vector;
 
 std::size_t product(const std::vector<uint32_t>& dims)
 {
@@ -84,35 +79,7 @@ struct OneOp {
 	void run(rt::Executor& ex) { ex.run(tensors, std::span(&op, 1), mem); }
 };
 
-// One device and executor per path for the whole process; the executor
-// goes before its device at exit (both live in one static here).
-rt::Executor& executor(bool storage_path)
-{
-	struct Path {
-		std::unique_ptr<rt::Device> device;
-		std::unique_ptr<rt::Executor> executor;
-	};
-	static Path paths[2];
-	Path& p = paths[storage_path];
-	if (!p.executor) {
-		rt::DeviceOptions o;
-		o.disable_cpu_kernels = storage_path;
-		o.disable_push_descriptors = storage_path;
-		p.device = rt::Device::create(o);
-		p.executor = rt::Executor::create(*p.device);
-	}
-	return *p.executor;
-}
-
-::testing::AssertionResult close(const std::vector<float>& got, const std::vector<float>& want, double tol)
-{
-	const ref::Diff d = ref::compare(got, want);
-	if (d.nmse <= tol)
-		return ::testing::AssertionSuccess();
-	return ::testing::AssertionFailure() << "nmse " << d.nmse << " > " << tol << ", max_abs " << d.max_abs;
-}
-
-#define EXPECT_CLOSE(got, want, tol) EXPECT_TRUE(close(got, want, tol))
+#define EXPECT_CLOSE(got, want, tol) EXPECT_TRUE(nmse_within(got, want, tol))
 
 // ------------------------------------------------------------ LayerNorm, RMSNorm
 

@@ -19,6 +19,7 @@
 
 #include "cpu_reference.hpp"
 #include "flaxdrm/runtime.hpp"
+#include "op_test_util.hpp"
 
 namespace flaxdrm::ref {
 
@@ -326,22 +327,11 @@ inline ::testing::AssertionResult close(const std::vector<float>& got, const std
 
 // ------------------------------------------------------------ programs
 
-inline std::vector<float> random_vector(std::size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f)
-{
-	std::mt19937 gen(seed);
-	std::uniform_real_distribution<float> dist(lo, hi);
-	std::vector<float> v(n);
-	for (auto& x : v)
-		x = dist(gen);
-	return v;
-}
-
-inline uint32_t f32_bits(float f)
-{
-	uint32_t u;
-	std::memcpy(&u, &f, sizeof u);
-	return u;
-}
+using optest::Bindings;
+using optest::device;
+using optest::executor;
+using optest::f32_bits;
+using optest::random_vector;
 
 struct Program {
 	std::vector<drm_flaxdrm_tensor> tensors;
@@ -349,14 +339,7 @@ struct Program {
 
 	uint32_t tensor(uint32_t kind, const Dims& dims, uint32_t dtype = FLAXDRM_DTYPE_F32)
 	{
-		drm_flaxdrm_tensor t;
-		std::memset(&t, 0, sizeof t);
-		t.kind = kind;
-		t.dtype = dtype;
-		t.rank = uint32_t(dims.size());
-		for (std::size_t i = 0; i < dims.size(); i++)
-			t.dims[i] = dims[i];
-		tensors.push_back(t);
+		tensors.push_back(optest::tensor_desc(kind, dims, dtype));
 		return uint32_t(tensors.size() - 1);
 	}
 	uint32_t input(const Dims& d, uint32_t dtype = FLAXDRM_DTYPE_F32) { return tensor(FLAXDRM_TENSOR_INPUT, d, dtype); }
@@ -366,58 +349,9 @@ struct Program {
 	void op(uint32_t opcode, const std::vector<uint32_t>& in, const std::vector<uint32_t>& out,
 		const std::vector<uint32_t>& attrs = {})
 	{
-		drm_flaxdrm_op o;
-		std::memset(&o, 0, sizeof o);
-		o.opcode = opcode;
-		o.num_inputs = uint32_t(in.size());
-		o.num_outputs = uint32_t(out.size());
-		for (std::size_t i = 0; i < in.size(); i++)
-			o.inputs[i] = in[i];
-		for (std::size_t i = 0; i < out.size(); i++)
-			o.outputs[i] = out[i];
-		for (std::size_t i = 0; i < attrs.size(); i++)
-			o.attrs[i] = attrs[i];
-		ops.push_back(o);
+		ops.push_back(optest::op_desc(opcode, 0, in, out, attrs));
 	}
 };
-
-// Host memory for a run: every INPUT/OUTPUT tensor bound to a vector.
-struct Bindings {
-	std::vector<rt::TensorMemory> mem;
-	explicit Bindings(const Program& p) : mem(p.tensors.size()) {}
-	template <typename T>
-	void host(uint32_t t, std::vector<T>& v)
-	{
-		mem[t].host = v.data();
-		mem[t].size = v.size() * sizeof(T);
-	}
-};
-
-// Devices are created once per process: the default one, and one forced
-// onto the fallback paths (pooled descriptor sets, staging copies,
-// GPU-style kernels).
-inline rt::Device& device(bool fallback = false)
-{
-	static std::unique_ptr<rt::Device> dev[2];
-	if (!dev[fallback]) {
-		rt::DeviceOptions o;
-		o.disable_push_descriptors = fallback;
-		o.force_staging = fallback;
-		o.disable_cpu_kernels = fallback;
-		dev[fallback] = rt::Device::create(o);
-	}
-	return *dev[fallback];
-}
-
-inline rt::Executor& executor(bool fallback = false)
-{
-	// The devices' statics first, so that they outlive the executors at exit.
-	rt::Device& dev = device(fallback);
-	static std::unique_ptr<rt::Executor> ex[2];
-	if (!ex[fallback])
-		ex[fallback] = rt::Executor::create(dev);
-	return *ex[fallback];
-}
 
 inline rt::RunStats run(const Program& p, Bindings& b, bool fallback = false)
 {

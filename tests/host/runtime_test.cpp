@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "cpu_reference.hpp"
 #include "reference_elementwise.hpp"
 #include "flaxdrm/runtime.hpp"
+#include "op_test_util.hpp"
 
 namespace rt = flaxdrm::rt;
 using ::testing::HasSubstr;
@@ -25,15 +25,8 @@ namespace {
 
 // ------------------------------------------------------------ helpers
 
-std::vector<float> random_vector(std::size_t n, uint32_t seed)
-{
-	std::mt19937 gen(seed);
-	std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-	std::vector<float> v(n);
-	for (auto& x : v)
-		x = dist(gen);
-	return v;
-}
+using flaxdrm::optest::device;
+using flaxdrm::optest::random_vector;
 
 // Builds a program's tensor table and op list.
 struct Program {
@@ -43,17 +36,7 @@ struct Program {
 	uint32_t tensor(uint32_t kind, std::vector<uint32_t> dims, uint32_t module = 0,
 			const char* collection = "", const char* name = "")
 	{
-		drm_flaxdrm_tensor t;
-		std::memset(&t, 0, sizeof t);
-		t.kind = kind;
-		t.dtype = FLAXDRM_DTYPE_F32;
-		t.rank = uint32_t(dims.size());
-		for (std::size_t i = 0; i < dims.size(); i++)
-			t.dims[i] = dims[i];
-		t.module = module;
-		std::strncpy(t.collection, collection, sizeof t.collection - 1);
-		std::strncpy(t.name, name, sizeof t.name - 1);
-		tensors.push_back(t);
+		tensors.push_back(flaxdrm::optest::tensor_desc(kind, dims, FLAXDRM_DTYPE_F32, module, collection, name));
 		return uint32_t(tensors.size() - 1);
 	}
 	uint32_t input(std::vector<uint32_t> dims) { return tensor(FLAXDRM_TENSOR_INPUT, dims); }
@@ -66,17 +49,7 @@ struct Program {
 
 	void op(uint32_t opcode, uint32_t module, std::vector<uint32_t> in, std::vector<uint32_t> out)
 	{
-		drm_flaxdrm_op o;
-		std::memset(&o, 0, sizeof o);
-		o.opcode = opcode;
-		o.module = module;
-		o.num_inputs = uint32_t(in.size());
-		o.num_outputs = uint32_t(out.size());
-		for (std::size_t i = 0; i < in.size(); i++)
-			o.inputs[i] = in[i];
-		for (std::size_t i = 0; i < out.size(); i++)
-			o.outputs[i] = out[i];
-		ops.push_back(o);
+		ops.push_back(flaxdrm::optest::op_desc(opcode, module, in, out));
 	}
 	void dense(uint32_t module, uint32_t x, uint32_t kernel, int64_t bias, uint32_t y)
 	{
@@ -128,23 +101,6 @@ rt::Error expect_error(F&& f)
 			<< "max_abs " << d_.max_abs << " nmse " << d_.nmse;                          \
 		EXPECT_LE(d_.nmse, 1e-10);                                                           \
 	} while (0)
-
-// Devices are created once per process and shared by the tests: the
-// default one, and one forced onto the fallback paths (pooled descriptor
-// sets, unmapped device buffers with staging copies, the GPU-style kernels
-// on a CPU device).
-rt::Device& device(bool fallback = false)
-{
-	static std::unique_ptr<rt::Device> dev[2];
-	if (!dev[fallback]) {
-		rt::DeviceOptions o;
-		o.disable_push_descriptors = fallback;
-		o.force_staging = fallback;
-		o.disable_cpu_kernels = fallback;
-		dev[fallback] = rt::Device::create(o);
-	}
-	return *dev[fallback];
-}
 
 // ------------------------------------------------------------ device
 
