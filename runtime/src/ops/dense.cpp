@@ -16,34 +16,12 @@ namespace flaxdrm::rt {
 
 namespace {
 
-// Tile shape: a workgroup of wg_x * wg_y threads computes a
-// (wg_y * tm) x (wg_x * tn) tile of C, stepping K by bk.
-struct GemmConfig {
-	uint32_t wg_x, wg_y, tm, tn, bk;
-	uint32_t bm() const { return wg_y * tm; }
-	uint32_t bn() const { return wg_x * tn; }
-};
-
 constexpr GemmConfig kScalarConfig{16, 16, 4, 4, 16};
 constexpr GemmConfig kVec4Config{16, 16, 4, 4, 16};
 // CPU devices: texel-buffer variant, no shared memory (see gemm.comp).
 // Measured on lavapipe (2 cores, AVX-512): 16 x 12 register blocks are the
 // fastest at 1024^3 even though LLVM spills some accumulators.
 constexpr GemmConfig kTexelConfig{8, 8, 16, 12, 4};
-
-// Fewer rows than a full tile: one row of threads, TM rounded up to a
-// power of two, so that M = 1 (inference) does not compute 127 dead rows.
-GemmConfig texel_config(uint64_t M)
-{
-	GemmConfig cfg = kTexelConfig;
-	if (M < cfg.bm()) {
-		cfg.wg_y = 1;
-		cfg.tm = 1;
-		while (cfg.tm < M && cfg.tm < kTexelConfig.tm)
-			cfg.tm *= 2;
-	}
-	return cfg;
-}
 
 // CPU devices: gemm_sg.comp, a subgroup of 8 lanes x (TM rows, TN floats)
 // each. Measured on lavapipe 22.3 (2 shared cores, Zen 4) at 1024^3,
@@ -63,25 +41,12 @@ constexpr GemmConfig kSgScalarConfig{8, 4, 4, 2, 4};
 GemmConfig sg_config(uint64_t M, bool vec4)
 {
 	GemmConfig cfg = vec4 ? kSgConfig : kSgScalarConfig;
-	if (M < cfg.bm()) {
-		const uint32_t tm = cfg.tm;
-		cfg.wg_y = uint32_t(std::max<uint64_t>((M + tm - 1) / tm, 1));
-		if (M < tm) {
-			cfg.wg_y = 1;
-			cfg.tm = 1;
-			while (cfg.tm < M && cfg.tm < tm)
-				cfg.tm *= 2;
-		}
-	}
+	if (M < cfg.tm)
+		return gemm_config_for_rows(cfg, M);
+	if (M < cfg.bm())
+		cfg.wg_y = uint32_t((M + cfg.tm - 1) / cfg.tm);
 	return cfg;
 }
-
-constexpr uint32_t kFlagBias = 1;
-
-struct GemmPush {
-	uint32_t M, N, K, flags;
-	uint32_t a_off, b_off, bias_off, c_off;
-};
 
 struct Shape {
 	uint64_t M, N, K;
@@ -159,7 +124,7 @@ void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const
 
 		for (uint64_t m0 = 0; m0 < s.M; m0 += rows) {
 			const uint64_t mr = std::min(rows, s.M - m0);
-			GemmPush pc{uint32_t(mr), uint32_t(s.N), uint32_t(s.K), bias ? kFlagBias : 0, 0, 0, 0, 0};
+			GemmPush pc{uint32_t(mr), uint32_t(s.N), uint32_t(s.K), bias ? kGemmFlagBias : 0, 0, 0, 0, 0};
 			const BufferRange bind_b = b.range(0, b.size, 4, &pc.b_off, ctx.device);
 			const BufferRange bindings[] = {
 				a.range(m0 * s.K * 4, (m0 + mr) * s.K * 4, 4, &pc.a_off, ctx.device),
@@ -193,7 +158,7 @@ void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const
 			}
 			const bool texel = vec4 && ctx.device.cpu_kernels() &&
 					   bindings[0].range / 16 <= max_texels && bindings[1].range / 16 <= max_texels;
-			const GemmConfig cfg = texel ? texel_config(mr) : vec4 ? kVec4Config : kScalarConfig;
+			const GemmConfig cfg = texel ? gemm_config_for_rows(kTexelConfig, mr) : vec4 ? kVec4Config : kScalarConfig;
 			const uint32_t spec[] = {cfg.wg_x, cfg.wg_y, cfg.tm, cfg.tn, cfg.bk};
 			if (texel) {
 				BufferRange tb[4] = {bindings[0], bindings[1], bindings[2], bindings[3]};

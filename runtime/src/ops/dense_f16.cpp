@@ -14,6 +14,7 @@
 
 #include "device.hpp"
 #include "f16.hpp"
+#include "gemm.hpp"
 #include "matmul_shape.hpp"
 #include "pipeline_cache.hpp"
 #include "vk_util.hpp"
@@ -24,42 +25,13 @@ namespace {
 
 constexpr uint64_t kHalf = 2; // bytes per element
 
-// A workgroup of wg_x * wg_y threads, each a tm x tn block: a bm() x bn()
-// tile of C (texel variants: wg_x = 8 lanes, tn columns each).
-struct GemmConfig {
-	uint32_t wg_x, wg_y, tm, tn, bk;
-	uint32_t bm() const { return wg_y * tm; }
-	uint32_t bn() const { return wg_x * tn; }
-};
-
+// Tiles as gemm.hpp's GemmConfig (texel variants: wg_x = 8 lanes, tn
+// columns each).
 constexpr GemmConfig kStorageConfig{16, 16, 4, 4, 16};
 // Texel variants: the f32 gemm_sg.comp's blocks (gemm_f16.comp has its
 // layout).
 constexpr GemmConfig kTexelConfig{8, 4, 16, 16, 4};
 constexpr GemmConfig kTexelScalarConfig{8, 4, 4, 2, 4};
-
-// Fewer rows than a tile: one subgroup of rows with tm a power of two, so
-// that M = 1 does not compute 63 dead rows.
-GemmConfig texel_config(uint64_t M, bool vec4)
-{
-	GemmConfig cfg = vec4 ? kTexelConfig : kTexelScalarConfig;
-	if (M < cfg.bm()) {
-		const uint32_t tm = cfg.tm;
-		cfg.wg_y = 1;
-		cfg.tm = 1;
-		while (cfg.tm < M && cfg.tm < tm)
-			cfg.tm *= 2;
-	}
-	return cfg;
-}
-
-constexpr uint32_t kFlagBias = 1;
-
-// gemm_f16.comp's push constants (gemm.comp's).
-struct GemmPush {
-	uint32_t M, N, K, flags;
-	uint32_t a_off, b_off, bias_off, c_off;
-};
 
 // The product an op computes: Dense is one plain GEMM (with bias), matmul
 // and attend are described as for the f32 path.
@@ -97,7 +69,7 @@ void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const
 
 	for (uint64_t m0 = 0; m0 < s.M; m0 += rows) {
 		const uint64_t mr = std::min(rows, s.M - m0);
-		GemmPush pc{uint32_t(mr), uint32_t(s.N), uint32_t(s.K), bias ? kFlagBias : 0, 0, 0, 0, 0};
+		GemmPush pc{uint32_t(mr), uint32_t(s.N), uint32_t(s.K), bias ? kGemmFlagBias : 0, 0, 0, 0, 0};
 		const BufferRange bind_b = b.range(0, b.size, kHalf, &pc.b_off, ctx.device);
 		BufferRange bindings[] = {
 			a.range(m0 * s.K * kHalf, (m0 + mr) * s.K * kHalf, kHalf, &pc.a_off, ctx.device),
@@ -111,7 +83,7 @@ void record_gemm(OpContext& ctx, const TensorView& a, const TensorView& b, const
 		const bool texel = ctx.device.cpu_kernels() && bindings[0].range / unit <= max_texels &&
 				   bindings[1].range / unit <= max_texels;
 		if (texel) {
-			const GemmConfig cfg = texel_config(mr, vec4);
+			const GemmConfig cfg = gemm_config_for_rows(vec4 ? kTexelConfig : kTexelScalarConfig, mr);
 			const uint32_t spec[] = {cfg.wg_x, cfg.wg_y, cfg.tm, cfg.tn, cfg.bk};
 			for (int i = 0; i < 2; i++) {
 				bindings[i].type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
