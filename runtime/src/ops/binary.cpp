@@ -28,6 +28,20 @@ struct BinaryPush {
 };
 static_assert(sizeof(BinaryPush) <= 128);
 
+// The push constants of a walk over s's index space; offsets not set.
+BinaryPush strided_push(const Strided<2>& s, uint64_t count)
+{
+	BinaryPush pc{};
+	pc.count = uint32_t(count);
+	pc.rank = s.rank;
+	for (uint32_t d = 0; d < s.rank; d++) {
+		pc.dims[d] = uint32_t(s.dims[d]);
+		pc.sa[d] = uint32_t(s.strides[0][d]);
+		pc.sb[d] = uint32_t(s.strides[1][d]);
+	}
+	return pc;
+}
+
 // The output's shape with a's and b's strides (0 where broadcast), collapsed.
 Strided<2> broadcast(const OpContext& ctx)
 {
@@ -109,14 +123,7 @@ public:
 			return;
 		}
 		if (mode == MODE_GENERAL) {
-			BinaryPush pc{};
-			pc.count = uint32_t(n);
-			pc.rank = s.rank;
-			for (uint32_t d = 0; d < s.rank; d++) {
-				pc.dims[d] = uint32_t(s.dims[d]);
-				pc.sa[d] = uint32_t(s.strides[0][d]);
-				pc.sb[d] = uint32_t(s.strides[1][d]);
-			}
+			BinaryPush pc = strided_push(s, n);
 			const BufferRange bindings[] = {
 				a.range(0, a.size, es, &pc.a_off, ctx.device),
 				b.range(0, b.size, es, &pc.b_off, ctx.device),
@@ -174,14 +181,7 @@ private:
 			chunk = std::min(chunk, max_texels - 16);
 		for (uint64_t begin = 0; begin < n4; begin += chunk) {
 			const uint64_t count = std::min(chunk, n4 - begin);
-			BinaryPush pc{};
-			pc.count = uint32_t(count);
-			pc.rank = s.rank;
-			for (uint32_t d = 0; d < s.rank; d++) {
-				pc.dims[d] = uint32_t(s.dims[d]);
-				pc.sa[d] = uint32_t(s.strides[0][d]);
-				pc.sb[d] = uint32_t(s.strides[1][d]);
-			}
+			BinaryPush pc = strided_push(s, count);
 			// the operand broadcast along the innermost dim (MODE_SCALAR_*)
 			// goes whole to binding 3; its vector binding repeats the
 			// other operand
