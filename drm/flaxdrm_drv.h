@@ -22,6 +22,7 @@
 #include <drm/gpu_scheduler.h>
 
 #include "flaxdrm_drm.h"
+#include "flaxdrm_rules.h"
 
 #define FLAXDRM_DRIVER_DESC	"Flax-style neural-network modules"
 #define FLAXDRM_DRIVER_DATE	"20250101"
@@ -212,6 +213,8 @@ struct flaxdrm_program {
 	struct flaxdrm_module **op_modules;
 	/* per tensor: nonzero if some op writes it */
 	u8 *written;
+	/* work of one call, from the shapes: the same for every job */
+	struct flaxdrm_cost cost;
 };
 
 /*

@@ -305,7 +305,6 @@ static int job_build_call(struct flaxdrm_job *job, struct drm_file *file,
 			  const struct flaxdrm_program *prog,
 			  const struct call_args *ca)
 {
-	struct flaxdrm_cost cost;
 	u32 i, num_io = 0;
 	int ret;
 
@@ -323,11 +322,9 @@ static int job_build_call(struct flaxdrm_job *job, struct drm_file *file,
 		return -ENOMEM;
 	memcpy(job->ops, prog->ops, array_size(prog->num_ops,
 					       sizeof(*prog->ops)));
-	flaxdrm_program_cost(prog->ops, prog->num_ops, prog->tensors,
-			     prog->num_tensors, &cost);
-	job->flops = cost.flops;
-	job->bytes_read = cost.bytes_read;
-	job->bytes_written = cost.bytes_written;
+	job->flops = prog->cost.flops;
+	job->bytes_read = prog->cost.bytes_read;
+	job->bytes_written = prog->cost.bytes_written;
 
 	for (i = 0; i < prog->num_tensors; i++) {
 		const struct drm_flaxdrm_tensor *t = &prog->tensors[i];

@@ -183,6 +183,8 @@ int flaxdrm_ioctl_program_create(struct drm_device *dev, void *data,
 	for (i = 0; i < prog->num_ops; i++)
 		for (j = 0; j < prog->ops[i].num_outputs; j++)
 			prog->written[prog->ops[i].outputs[j]] = 1;
+	flaxdrm_program_cost(prog->ops, prog->num_ops, prog->tensors,
+			     prog->num_tensors, &prog->cost);
 
 	mutex_lock(&ffile->lock);
 	prog->root = flaxdrm_module_lookup(ffile, args->root);
