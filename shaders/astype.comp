@@ -1,8 +1,11 @@
 // x.astype(dtype) between f32 and f16: out[i] = OUT_T(in[i]) for i < count.
-// One source, four modules by defines (shaders/CMakeLists.txt): IN_F16
+// One source, four modules by defines (the variant lines below): IN_F16
 // reads f16, OUT_F16 writes f16; neither is an f32 copy. f32 -> f16 is
 // OpFConvert (round to nearest; out of range gives infinity, NaN stays
 // NaN). Offsets are in elements; a 1-D grid-stride loop covers any count.
+// variant: astype_f32_f16 OUT_F16=1
+// variant: astype_f16_f32 IN_F16=1
+// variant: astype_f16_f16 IN_F16=1,OUT_F16=1
 #version 450
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require

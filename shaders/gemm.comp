@@ -21,6 +21,8 @@
 // through RGBA32F texel buffers (4 consecutive floats per texel), each
 // thread a TM x TN register block (rows ty + i * WG_Y, 4-wide column
 // groups tx + j * WG_X). Needs K % 4 == 0 and N % 4 == 0.
+// variant: gemm_vec4 VEC4=1
+// variant: gemm_texel TEXEL=1
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
 

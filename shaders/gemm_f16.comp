@@ -18,6 +18,8 @@
 // subgroup broadcast of A (8 lanes share 8 consecutive k).
 //
 // Spec constants: 0 = WG_X (TEXEL: 8), 1 = WG_Y, 2 = TM, 3 = TN, 4 = BK.
+// variant: gemm_f16_texel TEXEL=1
+// variant: gemm_f16_texel_scalar TEXEL=1,SCALAR=1
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
 #extension GL_EXT_shader_16bit_storage : require

@@ -50,6 +50,7 @@
 //   uniform (nir_src_is_always_uniform: constants, push constants, not
 //   loop counters or gl_WorkGroupID) are per-lane loops with branches;
 //   UBO loads are branch-free 8-lane scalar gathers (64 KiB windows).
+// variant: gemm_sg_scalar SCALAR=1
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
 #extension GL_KHR_shader_subgroup_basic : enable
