@@ -33,7 +33,7 @@ int flaxdrm_rule_conv(const struct drm_flaxdrm_op *op,
 			return FLAXDRM_RULE_BAD_ATTRS;
 	if (a[7] > FLAXDRM_PAD_CIRCULAR || !rule_attrs_zero_from(op, 12))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32 || x->rank != 4 ||
+	if (!rule_float(x->dtype) || x->rank != 4 ||
 	    x->dims[3] % groups)
 		return 0;
 	/* kernel[KH, KW, C / groups, F], F divisible by groups */
@@ -75,7 +75,7 @@ int flaxdrm_rule_pool(const struct drm_flaxdrm_op *op,
 		return FLAXDRM_RULE_BAD_ATTRS;
 	if (!rule_attrs_zero_from(op, 9))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32 || x->rank != 4)
+	if (!rule_float(x->dtype) || x->rank != 4)
 		return 0;
 	oh = out_size(x->dims[1], 1, a[4], a[5], a[0], 1, a[2]);
 	ow = out_size(x->dims[2], 1, a[6], a[7], a[1], 1, a[3]);

@@ -75,7 +75,7 @@ int flaxdrm_rule_embed(const struct drm_flaxdrm_op *op,
 		return FLAXDRM_RULE_BAD_ATTRS;
 	if (idx->dtype != FLAXDRM_DTYPE_I32 || idx->rank >= FLAXDRM_MAX_RANK)
 		return 0;
-	if (table->dtype != FLAXDRM_DTYPE_F32 || table->rank != 2)
+	if (!rule_float(table->dtype) || table->rank != 2)
 		return 1;
 	for (i = 0; i < idx->rank; i++)
 		dims[i] = idx->dims[i];

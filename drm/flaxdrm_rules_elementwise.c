@@ -24,14 +24,12 @@ int flaxdrm_rule_unary(const struct drm_flaxdrm_op *op,
 	}
 	if (!rule_attrs_zero_from(op, from))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (op->opcode == FLAXDRM_OP_SOFTMAX ||
-	    op->opcode == FLAXDRM_OP_LOG_SOFTMAX) {
-		if (x->dtype != FLAXDRM_DTYPE_F32 || x->rank < 1)
-			return 0;
-	} else if (!rule_float(x->dtype)) {
-		/* the activations also take F16 */
+	if (!rule_float(x->dtype))
 		return 0;
-	}
+	/* softmax needs a last axis */
+	if ((op->opcode == FLAXDRM_OP_SOFTMAX ||
+	     op->opcode == FLAXDRM_OP_LOG_SOFTMAX) && x->rank < 1)
+		return 0;
 	if (!rule_same_shape(x, rule_out(op, t, 0)))
 		return rule_out_pos(op, 0);
 	return FLAXDRM_RULE_OK;
@@ -73,7 +71,7 @@ int flaxdrm_rule_dropout(const struct drm_flaxdrm_op *op,
 	/* attrs: rate in [0, 1), then the 64-bit seed */
 	if (!rule_f32_unit(op->attrs[0]) || !rule_attrs_zero_from(op, 3))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32)
+	if (!rule_float(x->dtype))
 		return 0;
 	if (!rule_same_shape(x, rule_out(op, t, 0)))
 		return rule_out_pos(op, 0);

@@ -12,7 +12,7 @@ int flaxdrm_rule_reduce(const struct drm_flaxdrm_op *op,
 
 	if (keep > 1 || !rule_attrs_zero_from(op, 2))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32)
+	if (!rule_float(x->dtype))
 		return 0;
 	if (!axes || axes >= (1u << x->rank))
 		return FLAXDRM_RULE_BAD_ATTRS;

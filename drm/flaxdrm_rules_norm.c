@@ -40,7 +40,7 @@ int flaxdrm_rule_layer_norm(const struct drm_flaxdrm_op *op,
 	    (op->attrs[2] & ~allowed) || !rule_attrs_zero_from(op, 3) ||
 	    op->num_inputs != 1 + popcount3(op->attrs[2]))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32 || x->rank < 1 || axes > x->rank)
+	if (!rule_float(x->dtype) || x->rank < 1 || axes > x->rank)
 		return 0;
 	bad = check_channel_operands(op, t, 1);
 	if (bad != FLAXDRM_RULE_OK)
@@ -62,7 +62,7 @@ int flaxdrm_rule_group_norm(const struct drm_flaxdrm_op *op,
 	    !rule_attrs_zero_from(op, 3) ||
 	    op->num_inputs != 1 + popcount3(op->attrs[2]))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32 || x->rank < 2 ||
+	if (!rule_float(x->dtype) || x->rank < 2 ||
 	    x->dims[x->rank - 1] % groups)
 		return 0;
 	bad = check_channel_operands(op, t, 1);
@@ -89,7 +89,7 @@ int flaxdrm_rule_batch_norm(const struct drm_flaxdrm_op *op,
 	    op->num_inputs != 3 + popcount3(flags & 3) ||
 	    op->num_outputs != (training ? 3u : 1u))
 		return FLAXDRM_RULE_BAD_ATTRS;
-	if (x->dtype != FLAXDRM_DTYPE_F32 || x->rank < 1)
+	if (!rule_float(x->dtype) || x->rank < 1)
 		return 0;
 	bad = check_channel_operands(op, t, 1);
 	if (bad != FLAXDRM_RULE_OK)
@@ -119,7 +119,7 @@ int flaxdrm_rule_attention(const struct drm_flaxdrm_op *op,
 	    op->num_inputs != ((flags & FLAXDRM_ATTN_MASK) ? 4u : 3u))
 		return FLAXDRM_RULE_BAD_ATTRS;
 	/* q[B, Lq, H, D], k[B, Lk, H, D], v[B, Lk, H, Dv] */
-	if (q->dtype != FLAXDRM_DTYPE_F32 || q->rank != 4)
+	if (!rule_float(q->dtype) || q->rank != 4)
 		return 0;
 	if (k->dtype != q->dtype || k->rank != 4 ||
 	    k->dims[0] != q->dims[0] || k->dims[2] != q->dims[2] ||

@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include "f16_test_util.hpp"
 #include "flaxdrm_rules.h"
 #include "ops_conv_util.hpp"
 #include "reference_elementwise.hpp"
@@ -31,64 +32,6 @@ using namespace flaxdrm::optest;
 namespace ref = flaxdrm::ref;
 
 constexpr double kGemmTol = 1e-6;
-
-uint16_t f16_bits(float f)
-{
-	const _Float16 h = static_cast<_Float16>(f);
-	uint16_t b;
-	std::memcpy(&b, &h, 2);
-	return b;
-}
-
-float f16_value(uint16_t b)
-{
-	_Float16 h;
-	std::memcpy(&h, &b, 2);
-	return static_cast<float>(h);
-}
-
-std::vector<uint16_t> to_f16(const std::vector<float>& v)
-{
-	std::vector<uint16_t> h(v.size());
-	for (std::size_t i = 0; i < v.size(); i++)
-		h[i] = f16_bits(v[i]);
-	return h;
-}
-
-std::vector<float> from_f16(const std::vector<uint16_t>& h)
-{
-	std::vector<float> v(h.size());
-	for (std::size_t i = 0; i < h.size(); i++)
-		v[i] = f16_value(h[i]);
-	return v;
-}
-
-// The value an f16 tensor holds for each float: rounded to f16 and back.
-std::vector<float> round_f16(const std::vector<float>& v)
-{
-	return from_f16(to_f16(v));
-}
-
-bool f16_is_nan(uint16_t b)
-{
-	return (b & 0x7c00) == 0x7c00 && (b & 0x03ff);
-}
-
-bool f16_is_subnormal(uint16_t b)
-{
-	return (b & 0x7c00) == 0 && (b & 0x03ff);
-}
-
-bool have_f16()
-{
-	return device(false).info().f16;
-}
-
-#define REQUIRE_F16()                                                                      \
-	do {                                                                               \
-		if (!have_f16())                                                           \
-			GTEST_SKIP() << "the default Vulkan device has no f16 (shaderFloat16)"; \
-	} while (0)
 
 // Runs a one-op program and returns the Error's message ("" if it ran).
 std::string run_error(rt::Executor& ex, Program& p, std::vector<std::vector<uint32_t>>& storage)
@@ -551,6 +494,50 @@ TEST_P(ElementwiseF16, DenseReluAddChain)
 	EXPECT_MATCHES(from_f16(yh), round_f16(ref::binary(ref::Binary::Add, h, {M, N}, x, {M, K})), kGemmTol);
 }
 
+// f16 dropout keeps the f32 op's mask for the same seed and rounds its
+// scaled values once: the f32 program on the same (f16) inputs, rounded.
+TEST_P(ElementwiseF16, DropoutKeepsTheF32MaskAndRoundsOnce)
+{
+	REQUIRE_F16();
+	const uint32_t n = 1029;
+	const std::vector<float> x = round_f16(random_vector(n, 93, 0.5f, 4.0f));
+	const auto run = [&](uint32_t dtype, float rate) {
+		Program p;
+		const uint32_t tx = p.input({n}, dtype);
+		const uint32_t ty = p.tensor(FLAXDRM_TENSOR_OUTPUT, {n}, dtype);
+		p.op(FLAXDRM_OP_DROPOUT, 0, {tx}, {ty}, {f32_bits(rate), 0x1234u, 0x5678u});
+		Bindings b(p);
+		std::vector<float> y32(n, NAN), x32 = x;
+		std::vector<uint16_t> xh = to_f16(x), yh(n, 0x7e00);
+		if (dtype == FLAXDRM_DTYPE_F16) {
+			b.host(tx, xh);
+			b.host(ty, yh);
+		} else {
+			b.host(tx, x32);
+			b.host(ty, y32);
+		}
+		executor(GetParam()).run(p.tensors, p.ops, b.mem);
+		return dtype == FLAXDRM_DTYPE_F16 ? from_f16(yh) : y32;
+	};
+	for (float rate : {0.0f, 0.3f, 0.9f}) {
+		SCOPED_TRACE("rate " + std::to_string(rate));
+		const std::vector<float> want = round_f16(run(FLAXDRM_DTYPE_F32, rate));
+		const std::vector<float> got = run(FLAXDRM_DTYPE_F16, rate);
+		std::size_t dropped = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			ASSERT_EQ(f16_bits(got[i]), f16_bits(want[i])) << "element " << i;
+			dropped += got[i] == 0.0f;
+		}
+		// the mask is not all-keep or all-drop (x is never 0)
+		if (rate > 0.0f) {
+			EXPECT_GT(dropped, 0u);
+			EXPECT_LT(dropped, n);
+		} else {
+			EXPECT_EQ(dropped, 0u);
+		}
+	}
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, ElementwiseF16, ::testing::Values(false, true),
 			 [](const auto& info) { return info.param ? "Fallback" : "Default"; });
 
@@ -618,9 +605,9 @@ TEST(F16Rules, MixedDtypesAreRefusedNamingTheOpAndTensor)
 
 	Program sm;
 	const uint32_t xsm = sm.input({2, 8}, F16);
-	sm.op(FLAXDRM_OP_SOFTMAX, 0, {xsm}, {sm.tensor(FLAXDRM_TENSOR_OUTPUT, {2, 8}, F16)});
+	sm.op(FLAXDRM_OP_SOFTMAX, 0, {xsm}, {sm.tensor(FLAXDRM_TENSOR_OUTPUT, {2, 8}, F32)});
 	e = run_error(executor(false), sm, storage);
-	EXPECT_NE(e.find("op 0 (softmax), tensor 0 (input f16[2, 8])"), std::string::npos) << e;
+	EXPECT_NE(e.find("op 0 (softmax), tensor 1 (output f32[2, 8])"), std::string::npos) << e;
 
 	Program add;
 	const uint32_t xa1 = add.input({4}, F16), xa2 = add.input({4}, F32);

@@ -20,10 +20,13 @@ extern "C" {
 /*
  * ABI version reported by FLAXDRM_PARAM_VERSION: major << 16 | minor.
  * 1.1 added FLAXDRM_OP_ASTYPE and f16 tensors for the GEMM family,
- * activations and binary ops; userspace checks the minor before using them.
+ * activations and binary ops; 1.2 extended f16 to every op that computes
+ * on floats (all its float operands one dtype; indices and masks stay
+ * I32) and to transpose, concat and slice. Userspace checks the minor
+ * before using them.
  */
 #define FLAXDRM_VERSION_MAJOR	1
-#define FLAXDRM_VERSION_MINOR	1
+#define FLAXDRM_VERSION_MINOR	2
 
 #define DRM_FLAXDRM_GET_PARAM		0x00
 #define DRM_FLAXDRM_BO_CREATE		0x01
@@ -318,9 +321,9 @@ enum flaxdrm_opcode {
 	/*
 	 * x.astype(y's dtype): x and y F32 or F16, same dims, no attributes.
 	 * f32 -> f16 rounds to nearest and overflows to infinity; NaN stays
-	 * NaN. Dense, attend, matmul, the binary ops and the unary
-	 * activations (not softmax) also run on F16 when all their tensors
-	 * are F16 (computing in f32).
+	 * NaN. Since 1.2 every op that computes on floats also runs on F16
+	 * when all its float tensors are F16 (computing in f32, rounding
+	 * once on store).
 	 */
 	FLAXDRM_OP_ASTYPE = 0x3c,
 	FLAXDRM_OP_COUNT

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "device.hpp"
+#include "f16.hpp"
 #include "kernel.hpp"
 #include "pipeline_cache.hpp"
 #include "vk_util.hpp"
@@ -54,6 +55,7 @@ class AttentionKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
+		refuse_f16(ctx);
 		const drm_flaxdrm_tensor& q = *ctx.inputs[0].desc;
 		const drm_flaxdrm_tensor& v = *ctx.inputs[2].desc;
 		if (q.dims[3] > kMaxHeadDim || v.dims[3] > kMaxHeadDim)

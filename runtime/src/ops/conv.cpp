@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "device.hpp"
+#include "f16.hpp"
 #include "kernel.hpp"
 #include "pipeline_cache.hpp"
 #include "vk_util.hpp"
@@ -95,6 +96,7 @@ class ConvKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
+		refuse_f16(ctx);
 		const ConvPush pc = push_of(ctx);
 		const uint64_t limit = max_binding_bytes(ctx.device);
 		const auto& lim = ctx.device.limits();

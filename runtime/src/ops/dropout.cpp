@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "elementwise_common.hpp"
+#include "f16.hpp"
 
 namespace flaxdrm::rt {
 
@@ -16,6 +17,7 @@ using namespace ew;
 
 class DropoutKernel final : public OpKernel {
 public:
+	void check(const OpContext& ctx) const override { require_f16_device(ctx); }
 	void record(OpContext& ctx) const override
 	{
 		const double rate = double(f32_from_bits(ctx.op.attrs[0])); // in [0, 1): the rule checks it

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "device.hpp"
+#include "f16.hpp"
 #include "kernel.hpp"
 #include "pipeline_cache.hpp"
 #include "vk_util.hpp"
@@ -24,6 +25,7 @@ class EmbedKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
+		refuse_f16(ctx);
 		const uint64_t limit = max_binding_bytes(ctx.device);
 		for (std::size_t i = 0; i < 2; i++)
 			if (ctx.inputs[i].size > limit)

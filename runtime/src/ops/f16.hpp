@@ -36,4 +36,12 @@ inline void require_f16_device(const OpContext& ctx)
 						      " DeviceOptions::disable_f16)");
 }
 
+// Throws Error(-EINVAL) when the op has an f16 operand: for kernels that
+// have no f16 modules yet.
+inline void refuse_f16(const OpContext& ctx)
+{
+	if (op_uses_f16(ctx))
+		fail(-EINVAL, ctx.where() + ": f16 tensors are not implemented for this op by this runtime");
+}
+
 } // namespace flaxdrm::rt

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "device.hpp"
+#include "f16.hpp"
 #include "kernel.hpp"
 #include "pipeline_cache.hpp"
 #include "vk_util.hpp"
@@ -89,6 +90,7 @@ class NormKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
+		refuse_f16(ctx);
 		const Layout l = layout_of(ctx);
 		const uint64_t limit = max_binding_bytes(ctx.device) - 256;
 		if (l.segment_row_bytes() > limit)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "device.hpp"
+#include "f16.hpp"
 #include "kernel.hpp"
 #include "pipeline_cache.hpp"
 #include "vk_util.hpp"
@@ -31,6 +32,7 @@ public:
 
 	void check(const OpContext& ctx) const override
 	{
+		refuse_f16(ctx);
 		if (ctx.inputs[0].size > max_binding_bytes(ctx.device))
 			fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(ctx.inputs[0].index) +
 					      " is larger than this device can bind");

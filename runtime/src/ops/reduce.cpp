@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "elementwise_common.hpp"
+#include "f16.hpp"
 #include "pipeline_cache.hpp"
 
 namespace flaxdrm::rt {
@@ -81,6 +82,7 @@ public:
 
 	void check(const OpContext& ctx) const override
 	{
+		refuse_f16(ctx);
 		require_bindable(ctx, ctx.inputs[0], "x");
 	}
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "elementwise_common.hpp"
+#include "f16.hpp"
 #include "pipeline_cache.hpp"
 
 namespace flaxdrm::rt {
@@ -28,6 +29,7 @@ public:
 
 	void check(const OpContext& ctx) const override
 	{
+		refuse_f16(ctx);
 		const drm_flaxdrm_tensor& x = *ctx.inputs[0].desc;
 		if (uint64_t(x.dims[x.rank - 1]) * 4 + 256 > max_binding_bytes(ctx.device))
 			fail(-EINVAL, ctx.where() + ": a row of tensor " + std::to_string(ctx.inputs[0].index) +
