@@ -1,4 +1,5 @@
-// Normalisation layers over f32: LayerNorm, RMSNorm, GroupNorm, BatchNorm.
+// Normalisation layers over f32 (or f16, see F16): LayerNorm, RMSNorm,
+// GroupNorm, BatchNorm.
 //
 // Every one is seen as x[NB, S, G, CG]: a segment is one (nb, g) and holds
 // S * CG elements; its statistics normalise it and channel g * CG + c picks
@@ -25,6 +26,29 @@
 // storage-buffer read is a per-lane loop. VEC4 (C / G and all offsets
 // multiples of 4) moves vec4s: a quarter of the per-lane stores.
 // Included by norm.comp (storage buffers) and norm_texel.comp.
+//
+// F16 (-DF16=1, the *_f16 variants): every float tensor (x, y, scale,
+// bias, running statistics in and out) is f16; loads widen to f32, all the
+// arithmetic is the f32 path's, and each store rounds once. The texel
+// views are then R16F / RGBA16F (texelFetch still returns f32), so only
+// the storage-buffer declarations change.
+
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ELEM float16_t
+#define ELEM4 f16vec4
+#define WIDEN(v) float(v)
+#define WIDEN4(v) vec4(v)
+#define NARROW4(v) f16vec4(v)
+#else
+#define ELEM float
+#define ELEM4 vec4
+// (Not vec4(v): glslang keeps a vec4(vec4) as extracts and a construct.)
+#define WIDEN(v) (v)
+#define WIDEN4(v) (v)
+#define NARROW4(v) (v)
+#endif
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint MODE = 0;
@@ -64,7 +88,7 @@ layout(push_constant) uniform Params {
 } pc;
 
 #ifdef TEXEL
-// R32F views, or RGBA32F views when VEC4.
+// R32F views, or RGBA32F views when VEC4 (R16F, RGBA16F when F16).
 layout(set = 0, binding = 0) uniform samplerBuffer xt;
 layout(set = 0, binding = 2) uniform samplerBuffer scalet;
 layout(set = 0, binding = 3) uniform samplerBuffer biast;
@@ -74,22 +98,22 @@ layout(set = 0, binding = 3) uniform samplerBuffer biast;
 #define SCALE4(i) TEXEL4(scalet, i)
 #define BIAS4(i) TEXEL4(biast, i)
 #else
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufX { float xs[]; };
-layout(set = 0, binding = 2, std430) readonly restrict buffer BufScale { float scale[]; };
-layout(set = 0, binding = 3, std430) readonly restrict buffer BufBias { float bias[]; };
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufX4 { vec4 xs4[]; };
-layout(set = 0, binding = 2, std430) readonly restrict buffer BufScale4 { vec4 scale4[]; };
-layout(set = 0, binding = 3, std430) readonly restrict buffer BufBias4 { vec4 bias4[]; };
-#define LOADX4(i) (VEC4 ? xs4[i] : vec4(xs[i], 0.0, 0.0, 0.0))
-#define SCALE4(i) (VEC4 ? scale4[i] : vec4(scale[i], 0.0, 0.0, 0.0))
-#define BIAS4(i) (VEC4 ? bias4[i] : vec4(bias[i], 0.0, 0.0, 0.0))
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufX { ELEM xs[]; };
+layout(set = 0, binding = 2, std430) readonly restrict buffer BufScale { ELEM scale[]; };
+layout(set = 0, binding = 3, std430) readonly restrict buffer BufBias { ELEM bias[]; };
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufX4 { ELEM4 xs4[]; };
+layout(set = 0, binding = 2, std430) readonly restrict buffer BufScale4 { ELEM4 scale4[]; };
+layout(set = 0, binding = 3, std430) readonly restrict buffer BufBias4 { ELEM4 bias4[]; };
+#define LOADX4(i) (VEC4 ? WIDEN4(xs4[i]) : vec4(WIDEN(xs[i]), 0.0, 0.0, 0.0))
+#define SCALE4(i) (VEC4 ? WIDEN4(scale4[i]) : vec4(WIDEN(scale[i]), 0.0, 0.0, 0.0))
+#define BIAS4(i) (VEC4 ? WIDEN4(bias4[i]) : vec4(WIDEN(bias[i]), 0.0, 0.0, 0.0))
 #endif
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY { float y[]; };
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY4 { vec4 y4[]; };
-layout(set = 0, binding = 4, std430) readonly restrict buffer BufMean { float rmean[]; };
-layout(set = 0, binding = 5, std430) readonly restrict buffer BufVar { float rvar[]; };
-layout(set = 0, binding = 6, std430) writeonly restrict buffer BufNMean { float nmean[]; };
-layout(set = 0, binding = 7, std430) writeonly restrict buffer BufNVar { float nvar[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY { ELEM y[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY4 { ELEM4 y4[]; };
+layout(set = 0, binding = 4, std430) readonly restrict buffer BufMean { ELEM rmean[]; };
+layout(set = 0, binding = 5, std430) readonly restrict buffer BufVar { ELEM rvar[]; };
+layout(set = 0, binding = 6, std430) writeonly restrict buffer BufNMean { ELEM nmean[]; };
+layout(set = 0, binding = 7, std430) writeonly restrict buffer BufNVar { ELEM nvar[]; };
 
 shared vec4 red1[WG];
 shared vec4 red2[WG];
@@ -107,9 +131,9 @@ struct Walk {
 void store(uint i, vec4 v)
 {
 	if (VEC4)
-		y4[i] = v;
+		y4[i] = NARROW4(v);
 	else
-		y[i] = v.x;
+		y[i] = ELEM(v.x);
 }
 
 void main()
@@ -143,8 +167,8 @@ void main()
 	if (MODE == MODE_BN_INFER) {
 		[[unroll]] for (uint c = 0; c < 4u; c++) {
 			const uint ch = PER_CHANNEL ? 4u * g + c : g;
-			m1[c] = rmean[pc.mean_off + ch];
-			var[c] = rvar[pc.var_off + ch];
+			m1[c] = WIDEN(rmean[pc.mean_off + ch]);
+			var[c] = WIDEN(rvar[pc.var_off + ch]);
 		}
 	} else {
 		if (MODE != MODE_RMS) {
@@ -239,8 +263,10 @@ void main()
 			[[unroll]] for (uint c = 0; c < (PER_CHANNEL ? 4u : 1u); c++) {
 				const uint ch = PER_CHANNEL ? 4u * g + c : g;
 				const float mean = shift[c] + m1[c];
-				nmean[pc.nmean_off + ch] = pc.momentum * rmean[pc.mean_off + ch] + (1.0 - pc.momentum) * mean;
-				nvar[pc.nvar_off + ch] = pc.momentum * rvar[pc.var_off + ch] + (1.0 - pc.momentum) * var[c];
+				nmean[pc.nmean_off + ch] =
+					ELEM(pc.momentum * WIDEN(rmean[pc.mean_off + ch]) + (1.0 - pc.momentum) * mean);
+				nvar[pc.nvar_off + ch] =
+					ELEM(pc.momentum * WIDEN(rvar[pc.var_off + ch]) + (1.0 - pc.momentum) * var[c]);
 			}
 		}
 	}

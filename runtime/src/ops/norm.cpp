@@ -1,9 +1,12 @@
 // LayerNorm, RMSNorm, GroupNorm and BatchNorm (inference and training) on
 // shaders/norm.comp, which sees each as x[NB, S, G, CG] with statistics per
-// (nb, g) segment (see the shader's header).
+// (nb, g) segment (see the shader's header). f16 ops (every float operand
+// f16, as the rules require) run the *_f16 modules: f16 loads and stores,
+// the f32 arithmetic, one rounding on store.
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <string>
 
 #include "device.hpp"
 #include "f16.hpp"
@@ -41,8 +44,9 @@ float attr_float(uint32_t bits)
 struct Layout {
 	NormMode mode;
 	uint64_t NB, S, G, CG;
+	uint32_t es = 4;                                // bytes per element: 2 for f16
 	int scale = -1, bias = -1, mean = -1, var = -1; // input positions
-	uint64_t segment_row_bytes() const { return S * G * CG * 4; } // one nb
+	uint64_t segment_row_bytes() const { return S * G * CG * es; } // one nb
 };
 
 Layout layout_of(const OpContext& ctx)
@@ -53,6 +57,7 @@ Layout layout_of(const OpContext& ctx)
 	const uint64_t total = ctx.inputs[0].elements();
 	const uint64_t C = x.dims[x.rank - 1];
 	Layout l{};
+	l.es = x.dtype == FLAXDRM_DTYPE_F16 ? 2 : 4;
 	int next = 1;
 	if (opcode == FLAXDRM_OP_BATCH_NORM) {
 		l.mode = (flags & FLAXDRM_NORM_TRAINING) ? MODE_BN_TRAIN : MODE_BN_INFER;
@@ -90,7 +95,7 @@ class NormKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
-		refuse_f16(ctx);
+		require_f16_device(ctx);
 		const Layout l = layout_of(ctx);
 		const uint64_t limit = max_binding_bytes(ctx.device) - 256;
 		if (l.segment_row_bytes() > limit)
@@ -113,10 +118,12 @@ public:
 		const uint64_t nb_chunk = std::max<uint64_t>(std::min<uint64_t>(l.NB, limit / row), 1);
 		const uint64_t max_texels = ctx.device.limits().maxTexelBufferElements;
 		const auto& lim = ctx.device.limits();
+		const uint32_t es = l.es;
+		const bool f16 = es == 2;
 
 		for (uint64_t nb0 = 0; nb0 < l.NB; nb0 += nb_chunk) {
 			const uint64_t nbs = std::min(nb_chunk, l.NB - nb0);
-			const bool texel = cpu && nbs * row / 4 <= max_texels;
+			const bool texel = cpu && nbs * row / es <= max_texels;
 
 			NormPush pc{};
 			pc.NB = uint32_t(nbs);
@@ -127,15 +134,15 @@ public:
 			pc.eps = attr_float(ctx.op.attrs[0]);
 			pc.momentum = l.mode == MODE_BN_TRAIN ? attr_float(ctx.op.attrs[1]) : 0.0f;
 
-			const BufferRange xr = x.range(nb0 * row, (nb0 + nbs) * row, 4, &pc.x_off, ctx.device);
-			const BufferRange yr = y.range(nb0 * row, (nb0 + nbs) * row, 4, &pc.y_off, ctx.device);
+			const BufferRange xr = x.range(nb0 * row, (nb0 + nbs) * row, es, &pc.x_off, ctx.device);
+			const BufferRange yr = y.range(nb0 * row, (nb0 + nbs) * row, es, &pc.y_off, ctx.device);
 			auto param = [&](int pos, uint32_t* off, const BufferRange& fallback) {
 				if (pos < 0) {
 					*off = 0;
 					return fallback;
 				}
 				const TensorView& t = ctx.inputs[size_t(pos)];
-				return t.range(0, t.size, 4, off, ctx.device);
+				return t.range(0, t.size, es, off, ctx.device);
 			};
 			BufferRange b[8];
 			b[0] = xr;
@@ -145,8 +152,8 @@ public:
 			b[4] = param(l.mean, &pc.mean_off, yr);
 			b[5] = param(l.var, &pc.var_off, yr);
 			if (l.mode == MODE_BN_TRAIN) {
-				b[6] = ctx.outputs[1].range(0, ctx.outputs[1].size, 4, &pc.nmean_off, ctx.device);
-				b[7] = ctx.outputs[2].range(0, ctx.outputs[2].size, 4, &pc.nvar_off, ctx.device);
+				b[6] = ctx.outputs[1].range(0, ctx.outputs[1].size, es, &pc.nmean_off, ctx.device);
+				b[7] = ctx.outputs[2].range(0, ctx.outputs[2].size, es, &pc.nvar_off, ctx.device);
 			} else {
 				b[6] = b[7] = yr;
 			}
@@ -154,6 +161,8 @@ public:
 			// multiples of 4 (then all their sizes are too). BatchNorm
 			// (CG = 1) with C % 4 == 0 takes 4 channels a unit, each
 			// its own statistics (PER_CHANNEL): a quarter of the fetches.
+			// (Offsets are in elements, so this holds for f16's 8-byte
+			// f16vec4s too.)
 			const bool offsets4 = pc.x_off % 4 == 0 && pc.y_off % 4 == 0 && pc.scale_off % 4 == 0 &&
 					      pc.bias_off % 4 == 0;
 			const bool per_channel = l.CG == 1 && l.NB == 1 && l.G % 4 == 0 && offsets4 &&
@@ -177,9 +186,12 @@ public:
 			if (texel) {
 				for (int i : {0, 2, 3}) {
 					types[i] = b[i].type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-					b[i].format = vec4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
-					if (vec4)
-						b[i].range &= ~VkDeviceSize(15);
+					if (f16)
+						b[i].format = vec4 ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R16_SFLOAT;
+					else
+						b[i].format = vec4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+					if (vec4) // whole texels of 4 elements
+						b[i].range &= ~VkDeviceSize(4 * es - 1);
 				}
 			}
 
@@ -189,7 +201,8 @@ public:
 			pc.groups_x = uint32_t(gx);
 			const uint32_t spec[] = {wg, uint32_t(l.mode), lane_mode ? 1u : 0u, vec4 ? 1u : 0u,
 						 per_channel ? 1u : 0u};
-			const Pipeline& p = ctx.pipelines.get(texel ? "norm_texel" : "norm", spec, types, sizeof(pc));
+			const std::string module = std::string(texel ? "norm_texel" : "norm") + (f16 ? "_f16" : "");
+			const Pipeline& p = ctx.pipelines.get(module, spec, types, sizeof(pc));
 			ctx.recorder.dispatch(p, b, &pc, sizeof(pc), uint32_t(gx), uint32_t(gy));
 		}
 	}
