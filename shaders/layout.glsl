@@ -1,5 +1,5 @@
-// Strided copy of 32-bit elements, the one kernel behind reshape,
-// transpose, slice and concatenate:
+// Strided copy of words, the one kernel behind reshape, transpose, slice
+// and concatenate:
 //   for every index (i0..i{rank-1}) of the copy's shape dims[]:
 //     dst[dst_off + sum i_d * ds[d]] = src[src_off + sum i_d * ss[d]]
 // The host folds the op into this form and collapses it: dims that stay
@@ -7,9 +7,13 @@
 // is a rank-1 contiguous copy and a concatenation a rank-2 one per input.
 // CONTIGUOUS = 1 is the rank-1, unit-stride path without index arithmetic.
 //
-// This file is the body of layout.comp (32-bit words) and layout_vec4.comp
+// This file is the body of layout.comp (32-bit words), layout_vec4.comp
 // (-DVEC4: 16-byte words, for copies whose innermost run, strides and
-// offsets are multiples of 4 elements; the host passes them in vec4s).
+// offsets are multiples of 4 words; the host passes them in vec4s) and
+// layout_u16 (-DU16=1 on layout.comp: 2-byte words, for f16 copies that
+// cannot move whole 32-bit words, e.g. transposes, odd runs or slices at
+// odd starts). Words are moved as integers, so every bit (NaN payloads,
+// -0) is kept. The host counts everything in words of the module.
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint CONTIGUOUS = 0;
@@ -18,7 +22,7 @@ layout(constant_id = 1) const uint CONTIGUOUS = 0;
 
 layout(push_constant) uniform Params {
 	uint count;
-	uint src_off;  // elements
+	uint src_off;  // words
 	uint dst_off;
 	uint rank;
 	uint dims[MAX_RANK];
@@ -26,7 +30,13 @@ layout(push_constant) uniform Params {
 	uint ds[MAX_RANK];
 } pc;
 
-#if defined(VEC4)
+#if defined(U16)
+// 16-bit storage only: no f16 arithmetic happens here.
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { uint16_t src[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { uint16_t dst[]; };
+#elif defined(VEC4)
 layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { uvec4 src[]; };
 layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { uvec4 dst[]; };
 #else

@@ -1,4 +1,4 @@
-// Reductions over f32: sum, mean, max over any set of axes.
+// Reductions over f32 (and f16): sum, mean, max over any set of axes.
 //
 // The host collapses the input into alternating groups of kept and reduced
 // dims (size-1 dims dropped, adjacent dims of one kind merged): at most 3
@@ -22,6 +22,21 @@
 //     workgroup (PER_GROUP = 1) reduces vec4s along it;
 //   VMODE 1 (outer): the innermost group is kept and contiguous, a
 //     multiple of 4: a thread reduces 4 neighbouring outputs at once.
+//
+// F16 (-DF16=1 with either, modules reduce_f16 and reduce_vec4_f16): x and
+// y are f16; elements are loaded as f16, accumulated in f32 exactly as for
+// f32 (same order), and rounded to f16 once, on the store (mean divides
+// in f32 first).
+
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ELEM float16_t
+#define ELEM4 f16vec4
+#else
+#define ELEM float
+#define ELEM4 vec4
+#endif
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint OP = 0;
@@ -46,12 +61,14 @@ layout(push_constant) uniform Params {
 } pc;
 
 #if defined(VEC4)
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { vec4 src[]; };
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { float dst[]; };
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { ELEM4 src[]; };
+#define LOAD(i) vec4(src[i])
 #else
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { float src[]; };
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { float dst[]; };
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { ELEM src[]; };
+#define LOAD(i) float(src[i])
 #endif
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { ELEM dst[]; };
+#define STORE(i, v) dst[i] = ELEM(v)
 
 const uint WG = gl_WorkGroupSize.x;
 shared float red[WG];
@@ -115,7 +132,7 @@ void main()
 			const uint base = pc.in_off + kept_offset(o) / 4;
 			vec4 acc = vec4(identity());
 			for (uint r = t; r < R4; r += WG)
-				acc = combine4(acc, src[base + r]);
+				acc = combine4(acc, LOAD(base + r));
 			red[t] = combine(combine(acc.x, acc.y), combine(acc.z, acc.w));
 			barrier();
 			for (uint s = WG / 2; s > 0; s >>= 1) {
@@ -124,7 +141,7 @@ void main()
 				barrier();
 			}
 			if (t == 0)
-				dst[pc.out_off + o] = finish(red[0]);
+				STORE(pc.out_off + o, finish(red[0]));
 			barrier();
 		}
 	} else if (VMODE == 0) {
@@ -133,20 +150,20 @@ void main()
 			const uint base = pc.in_off + kept_offset(o) / 4;
 			vec4 acc = vec4(identity());
 			for (uint r = 0; r < R4; r++)
-				acc = combine4(acc, src[base + r]);
-			dst[pc.out_off + o] = finish(combine(combine(acc.x, acc.y), combine(acc.z, acc.w)));
+				acc = combine4(acc, LOAD(base + r));
+			STORE(pc.out_off + o, finish(combine(combine(acc.x, acc.y), combine(acc.z, acc.w))));
 		}
 	} else {
 		for (uint o4 = first; o4 < pc.outputs / 4; o4 += threads) {
 			const uint base = pc.in_off + kept_offset(4 * o4) / 4;
 			vec4 acc = vec4(identity());
 			for (uint r = 0; r < pc.R; r++)
-				acc = combine4(acc, src[base + reduced_offset(r) / 4]);
+				acc = combine4(acc, LOAD(base + reduced_offset(r) / 4));
 			const uint o = pc.out_off + 4 * o4;
-			dst[o] = finish(acc.x);
-			dst[o + 1] = finish(acc.y);
-			dst[o + 2] = finish(acc.z);
-			dst[o + 3] = finish(acc.w);
+			STORE(o, finish(acc.x));
+			STORE(o + 1, finish(acc.y));
+			STORE(o + 2, finish(acc.z));
+			STORE(o + 3, finish(acc.w));
 		}
 	}
 }
@@ -164,10 +181,10 @@ void main()
 			if (pc.nr == 1) {
 				const uint st = pc.rstrides[0];
 				for (uint r = t; r < pc.R; r += WG)
-					acc = combine(acc, src[base + r * st]);
+					acc = combine(acc, LOAD(base + r * st));
 			} else {
 				for (uint r = t; r < pc.R; r += WG)
-					acc = combine(acc, src[base + reduced_offset(r)]);
+					acc = combine(acc, LOAD(base + reduced_offset(r)));
 			}
 			red[t] = acc;
 			barrier();
@@ -177,7 +194,7 @@ void main()
 				barrier();
 			}
 			if (t == 0)
-				dst[pc.out_off + o] = finish(red[0]);
+				STORE(pc.out_off + o, finish(red[0]));
 			barrier();
 		}
 	} else {
@@ -188,12 +205,12 @@ void main()
 			if (pc.nr == 1) {
 				const uint st = pc.rstrides[0];
 				for (uint r = 0; r < pc.R; r++)
-					acc = combine(acc, src[base + r * st]);
+					acc = combine(acc, LOAD(base + r * st));
 			} else {
 				for (uint r = 0; r < pc.R; r++)
-					acc = combine(acc, src[base + reduced_offset(r)]);
+					acc = combine(acc, LOAD(base + reduced_offset(r)));
 			}
-			dst[pc.out_off + o] = finish(acc);
+			STORE(pc.out_off + o, finish(acc));
 		}
 	}
 }

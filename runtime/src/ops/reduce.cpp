@@ -2,7 +2,9 @@
 // collapsed into alternating kept and reduced dim groups and reduced by
 // shaders/reduce.comp, one workgroup per output where the reduced run is
 // long or outputs are few, one thread per output otherwise. keepdims only
-// changes the output's descriptor, not its layout.
+// changes the output's descriptor, not its layout. f16 tensors run the
+// *_f16 modules: f16 loads, the same f32 accumulation, one rounding on
+// the store; everything else (plan, paths) is the f32 one, in elements.
 #include <algorithm>
 
 #include "elementwise_common.hpp"
@@ -82,7 +84,7 @@ public:
 
 	void check(const OpContext& ctx) const override
 	{
-		refuse_f16(ctx);
+		require_f16_device(ctx);
 		require_bindable(ctx, ctx.inputs[0], "x");
 	}
 
@@ -92,6 +94,9 @@ public:
 		const TensorView& y = ctx.outputs[0];
 		Plan pl = plan(ctx);
 		ReducePush& pc = pl.pc;
+		// the rules make x and y one dtype
+		const bool f16 = x.desc->dtype == FLAXDRM_DTYPE_F16;
+		const uint32_t es = f16 ? 2 : 4; // bytes per element
 		// CPU devices (lavapipe) run a workgroup barrier as a switch
 		// between all its invocations: there, a thread per output unless
 		// the outputs are too few to fill the cores' SIMD lanes.
@@ -117,10 +122,11 @@ public:
 			vec4 = vec4 && (pc.kstrides[d] % 4 == 0 || (vmode == 1 && d == pc.nk - 1));
 		if (vec4) {
 			const uint32_t vspec[] = {wg, op_, per_group ? 1u : 0u, vmode};
-			const Pipeline& pipe = ctx.pipelines.get("reduce_vec4", vspec, 2, sizeof(ReducePush));
+			const Pipeline& pipe = ctx.pipelines.get(f16 ? "reduce_vec4_f16" : "reduce_vec4", vspec, 2,
+								 sizeof(ReducePush));
 			const BufferRange bindings[] = {
-				x.range(0, x.size, 16, &pc.in_off, ctx.device),
-				y.range(0, y.size, 4, &pc.out_off, ctx.device),
+				x.range(0, x.size, 4 * es, &pc.in_off, ctx.device),
+				y.range(0, y.size, es, &pc.out_off, ctx.device),
 			};
 			const uint64_t threads = vmode ? pc.outputs / 4 : pc.outputs;
 			ctx.recorder.dispatch(pipe, bindings, &pc, sizeof(pc),
@@ -128,10 +134,10 @@ public:
 			return;
 		}
 		const uint32_t spec[] = {wg, op_, per_group ? 1u : 0u};
-		const Pipeline& pipe = ctx.pipelines.get("reduce", spec, 2, sizeof(ReducePush));
+		const Pipeline& pipe = ctx.pipelines.get(f16 ? "reduce_f16" : "reduce", spec, 2, sizeof(ReducePush));
 		const BufferRange bindings[] = {
-			x.range(0, x.size, 4, &pc.in_off, ctx.device),
-			y.range(0, y.size, 4, &pc.out_off, ctx.device),
+			x.range(0, x.size, es, &pc.in_off, ctx.device),
+			y.range(0, y.size, es, &pc.out_off, ctx.device),
 		};
 		const uint32_t groups = per_group ? groups_for(pc.outputs, 1, 16384) : groups_for(pc.outputs, wg);
 		ctx.recorder.dispatch(pipe, bindings, &pc, sizeof(pc), groups);
