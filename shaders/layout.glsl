@@ -9,11 +9,16 @@
 //
 // This file is the body of layout.comp (32-bit words), layout_vec4.comp
 // (-DVEC4: 16-byte words, for copies whose innermost run, strides and
-// offsets are multiples of 4 words; the host passes them in vec4s) and
+// offsets are multiples of 16 bytes; the host passes them in vec4s) and
 // layout_u16 (-DU16=1 on layout.comp: 2-byte words, for f16 copies that
 // cannot move whole 32-bit words, e.g. transposes, odd runs or slices at
 // odd starts). Words are moved as integers, so every bit (NaN payloads,
 // -0) is kept. The host counts everything in words of the module.
+
+#if defined(U16)
+// 16-bit storage only: the words are loaded and stored, never computed on.
+#extension GL_EXT_shader_16bit_storage : require
+#endif
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint CONTIGUOUS = 0;
@@ -31,9 +36,6 @@ layout(push_constant) uniform Params {
 } pc;
 
 #if defined(U16)
-// 16-bit storage only: no f16 arithmetic happens here.
-#extension GL_EXT_shader_16bit_storage : require
-#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { uint16_t src[]; };
 layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { uint16_t dst[]; };
 #elif defined(VEC4)

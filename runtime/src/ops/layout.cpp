@@ -33,7 +33,8 @@ static_assert(sizeof(CopyPush) <= 128);
 // The copy moves the widest words it can: 16 bytes (layout_vec4) or 4
 // bytes (layout) where the innermost run is contiguous on both sides and
 // every run, stride and offset is a multiple of a word, else single
-// 2-byte elements (layout_u16). Words are copied as integers: bit-exact.
+// elements (layout, or layout_u16 for 2-byte ones). Words are copied as
+// integers: bit-exact.
 void record_copy(OpContext& ctx, const TensorView& src, uint64_t src_elem, const TensorView& dst,
 		 uint64_t dst_elem, Strided<2> s, uint32_t es)
 {
