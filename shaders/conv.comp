@@ -13,8 +13,19 @@
 // FB = ceil((F/G) / TF); gl_GlobalInvocationID.y = output pixel, relative
 // to pc.m_base (pixels are n * OH * OW + oh * OW + ow). y is bound from
 // pixel m_base on; x, w and bias whole. Offsets are in elements.
+//
+// F16 (-DF16=1): all four tensors f16; loads widen to f32, products and
+// sums in f32 as above, one rounding to f16 at the store.
+// variant: conv_f16 F16=1
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ELEM float16_t
+#else
+#define ELEM float
+#endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z = 1) in;
 layout(constant_id = 2) const uint TF = 4;
@@ -32,10 +43,10 @@ layout(push_constant) uniform Params {
 	uint y_off, pad0, pad1, pad2;
 } pc;
 
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufX { float x[]; };
-layout(set = 0, binding = 1, std430) readonly restrict buffer BufW { float w[]; };
-layout(set = 0, binding = 2, std430) readonly restrict buffer BufB { float bias[]; };
-layout(set = 0, binding = 3, std430) writeonly restrict buffer BufY { float y[]; };
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufX { ELEM x[]; };
+layout(set = 0, binding = 1, std430) readonly restrict buffer BufW { ELEM w[]; };
+layout(set = 0, binding = 2, std430) readonly restrict buffer BufB { ELEM bias[]; };
+layout(set = 0, binding = 3, std430) writeonly restrict buffer BufY { ELEM y[]; };
 
 // Input index of position p of the padded, dilated axis, or -1.
 int src(int p, uint size, uint ld, uint lo, bool circular)
@@ -89,9 +100,9 @@ void main()
 			const uint xb = pc.x_off + ((n * pc.H + uint(ih)) * pc.W + uint(iw)) * pc.C + g * Cg;
 			const uint wb = pc.w_off + (kh * pc.KW + kw) * Cg * pc.F;
 			for (uint c = 0; c < Cg; c++) {
-				const float xv = x[xb + c];
+				const float xv = float(x[xb + c]);
 				[[unroll]] for (uint t = 0; t < TF; t++)
-					acc[t] = fma(xv, w[wb + c * pc.F + fcol[t]], acc[t]);
+					acc[t] = fma(xv, float(w[wb + c * pc.F + fcol[t]]), acc[t]);
 			}
 		}
 	}
@@ -100,7 +111,7 @@ void main()
 	[[unroll]] for (uint t = 0; t < TF; t++) {
 		if (fl + t >= Fg)
 			break;
-		const float bv = has_bias ? bias[pc.b_off + f0 + t] : 0.0;
-		y[pc.y_off + mi * pc.F + f0 + t] = acc[t] + bv;
+		const float bv = has_bias ? float(bias[pc.b_off + f0 + t]) : 0.0;
+		y[pc.y_off + mi * pc.F + f0 + t] = ELEM(acc[t] + bv);
 	}
 }

@@ -12,8 +12,25 @@
 // Each invocation keeps a TM x TN register block: rows ty + i * WG_Y,
 // 4-wide feature groups tx + j * WG_X. gl_WorkGroupID.x = g * FBLK + feature
 // block, gl_WorkGroupID.y = block of BM pixels from pc.m_base.
+//
+// F16 (-DF16=1): all four tensors f16. x and w need no change here: the
+// host binds them as RGBA16F texel buffers, whose fetches widen to f32
+// (offsets and indices stay in elements and texels of 4 elements); bias
+// and y are f16vec4 storage buffers, rounded once at the store.
+// variant: conv_texel_f16 F16=1
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ELEM4 f16vec4
+#define WIDEN(v) vec4(v)
+#define NARROW(v) f16vec4(v)
+#else
+#define ELEM4 vec4
+#define WIDEN(v) (v)
+#define NARROW(v) (v)
+#endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z = 1) in;
 layout(constant_id = 2) const uint TM = 16; // pixels per invocation
@@ -39,8 +56,8 @@ layout(push_constant) uniform Params {
 
 layout(set = 0, binding = 0) uniform samplerBuffer x4;
 layout(set = 0, binding = 1) uniform samplerBuffer w4;
-layout(set = 0, binding = 2, std430) readonly restrict buffer BufB { vec4 bias[]; };
-layout(set = 0, binding = 3, std430) writeonly restrict buffer BufY { vec4 y[]; };
+layout(set = 0, binding = 2, std430) readonly restrict buffer BufB { ELEM4 bias[]; };
+layout(set = 0, binding = 3, std430) writeonly restrict buffer BufY { ELEM4 y[]; };
 
 int src(int p, uint size, uint ld, uint lo, bool circular)
 {
@@ -130,11 +147,11 @@ void main()
 		if (q >= FgV)
 			continue;
 		const uint col = g * FgV + q;
-		const vec4 bv = has_bias ? bias[pc.b_off / 4 + col] : vec4(0.0);
+		const vec4 bv = has_bias ? WIDEN(bias[pc.b_off / 4 + col]) : vec4(0.0);
 		[[unroll]] for (uint i = 0; i < TM; i++) {
 			const uint r = r0 + i * WG_Y;
 			if (r < pc.m_count)
-				y[pc.y_off / 4 + r * FV + col] = acc[i][j] + bv;
+				y[pc.y_off / 4 + r * FV + col] = NARROW(acc[i][j] + bv);
 		}
 	}
 }

@@ -6,7 +6,18 @@
 // One invocation per output element, grid-stride over pc.count elements
 // from pc.base (y is bound from element base on; x whole). Offsets in
 // elements.
+//
+// F16 (-DF16=1): x and y f16; loads widen to f32, the window is reduced
+// in f32 as above and rounded once to f16 at the store.
+// variant: pool_f16 F16=1
 #version 450
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ELEM float16_t
+#else
+#define ELEM float
+#endif
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
@@ -21,8 +32,8 @@ layout(push_constant) uniform Params {
 	uint y_off, pad0, pad1, pad2;
 } pc;
 
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufX { float x[]; };
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY { float y[]; };
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufX { ELEM x[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufY { ELEM y[]; };
 
 void main()
 {
@@ -44,7 +55,7 @@ void main()
 		for (int ih = h_lo; ih < h_hi; ih++) {
 			const uint row = pc.x_off + ((n * pc.H + uint(ih)) * pc.W) * pc.C + c;
 			for (int iw = w_lo; iw < w_hi; iw++) {
-				const float v = x[row + uint(iw) * pc.C];
+				const float v = float(x[row + uint(iw) * pc.C]);
 				if (is_max)
 					acc = (isnan(v) || v > acc) ? v : acc;
 				else
@@ -56,6 +67,6 @@ void main()
 			const int cnt = include_pad ? int(pc.wh * pc.ww) : max(h_hi - h_lo, 0) * max(w_hi - w_lo, 0);
 			acc /= float(cnt);
 		}
-		y[pc.y_off + i] = acc;
+		y[pc.y_off + i] = ELEM(acc);
 	}
 }

@@ -8,7 +8,13 @@
 // the portable storage-buffer path for everything else. Output pixels are
 // split into several dispatches when the grid or the y binding would be
 // too large; x and the kernel are bound whole.
+//
+// f16 (all operands f16, as the rules require): each shader's _f16 variant,
+// the same arithmetic in f32 with one rounding at the store. On the texel
+// paths x and w are RGBA16F views (the fetch widens them to f32), so the
+// tuned f32 loops run unchanged; bias and y are f16vec4 storage buffers.
 #include <algorithm>
+#include <string>
 
 #include "device.hpp"
 #include "f16.hpp"
@@ -76,6 +82,12 @@ Config generic_config(uint32_t G, uint32_t Fg)
 	return {wg_x, 64 / wg_x, 1, tf};
 }
 
+// Bytes per element: every operand has the op's one dtype.
+uint32_t elem_size(const OpContext& ctx)
+{
+	return ctx.inputs[0].desc->dtype == FLAXDRM_DTYPE_F16 ? 2 : 4;
+}
+
 ConvPush push_of(const OpContext& ctx)
 {
 	const drm_flaxdrm_tensor& x = *ctx.inputs[0].desc;
@@ -96,15 +108,16 @@ class ConvKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
-		refuse_f16(ctx);
+		require_f16_device(ctx);
 		const ConvPush pc = push_of(ctx);
+		const uint32_t es = elem_size(ctx);
 		const uint64_t limit = max_binding_bytes(ctx.device);
 		const auto& lim = ctx.device.limits();
 		for (std::size_t i = 0; i < 2; i++)
 			if (ctx.inputs[i].size > limit)
 				fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(ctx.inputs[i].index) +
 						      " is larger than this device can bind");
-		if (uint64_t(pc.F) * 4 + 256 > limit)
+		if (uint64_t(pc.F) * es + 256 > limit)
 			fail(-EINVAL, ctx.where() + ": too many output features for this device");
 		// The shaders index with 32-bit offsets (positions along the
 		// padded axes included).
@@ -128,17 +141,26 @@ public:
 		const uint64_t limit = max_binding_bytes(ctx.device);
 		const auto& lim = ctx.device.limits();
 		const uint32_t Cg = pc.C / pc.G, Fg = pc.F / pc.G;
+		const bool f16 = x.desc->dtype == FLAXDRM_DTYPE_F16;
+		const uint32_t es = elem_size(ctx);
+		// Module names: the f32 one, or its f16 variant.
+		const auto module = [f16](const char* name) { return std::string(name) + (f16 ? "_f16" : ""); };
 
-		const BufferRange bind_x = x.range(0, x.size, 4, &pc.x_off, ctx.device);
-		const BufferRange bind_w = w.range(0, w.size, 4, &pc.w_off, ctx.device);
-		const BufferRange bind_b = bias ? bias->range(0, bias->size, 4, &pc.b_off, ctx.device) : bind_w;
+		const BufferRange bind_x = x.range(0, x.size, es, &pc.x_off, ctx.device);
+		const BufferRange bind_w = w.range(0, w.size, es, &pc.w_off, ctx.device);
+		const BufferRange bind_b = bias ? bias->range(0, bias->size, es, &pc.b_off, ctx.device) : bind_w;
 		const uint64_t max_texels = lim.maxTexelBufferElements;
+		const uint64_t texel_bytes = 4 * es; // one RGBA texel: 4 elements
+		// y's per-dispatch offsets stay multiples of 4 elements too: the
+		// tensor is placed 64-byte aligned and each slice starts at a
+		// multiple of F (F % 4 == 0 on these paths) elements.
 		const bool texel = ctx.device.cpu_kernels() && Cg % 4 == 0 && Fg % 4 == 0 && pc.x_off % 4 == 0 &&
-				   pc.w_off % 4 == 0 && pc.b_off % 4 == 0 && bind_x.range / 16 <= max_texels &&
-				   bind_w.range / 16 <= max_texels;
+				   pc.w_off % 4 == 0 && pc.b_off % 4 == 0 && bind_x.range / texel_bytes <= max_texels &&
+				   bind_w.range / texel_bytes <= max_texels;
 		const bool depthwise = ctx.device.cpu_kernels() && pc.G == pc.C && pc.F == pc.C && pc.C % 4 == 0 &&
 				       pc.x_off % 4 == 0 && pc.w_off % 4 == 0 && pc.b_off % 4 == 0 &&
-				       bind_x.range / 16 <= max_texels && bind_w.range / 16 <= max_texels;
+				       bind_x.range / texel_bytes <= max_texels && bind_w.range / texel_bytes <= max_texels;
+		const VkFormat texel_format = f16 ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT;
 		const Config cfg = depthwise ? depthwise_config(pc.C / 4)
 				   : texel   ? texel_config(Fg / 4)
 					     : generic_config(pc.G, Fg);
@@ -148,25 +170,25 @@ public:
 		BufferRange bx = bind_x, bw = bind_w;
 		if (depthwise) {
 			bx.type = bw.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-			bx.format = bw.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+			bx.format = bw.format = texel_format;
 			const VkDescriptorType types[] = {
 				VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
 				VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER};
 			const uint32_t dspec[] = {cfg.wg_x, cfg.wg_y, cfg.tm};
-			p = &ctx.pipelines.get("conv_dw_texel", dspec, types, sizeof(ConvPush));
+			p = &ctx.pipelines.get(module("conv_dw_texel"), dspec, types, sizeof(ConvPush));
 			groups_x = (pc.C / 4 + cfg.wg_x - 1) / cfg.wg_x;
 		} else if (texel) {
 			bx.type = bw.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-			bx.format = bw.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+			bx.format = bw.format = texel_format;
 			const VkDescriptorType types[] = {
 				VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
 				VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER};
-			p = &ctx.pipelines.get("conv_texel", spec, types, sizeof(ConvPush));
+			p = &ctx.pipelines.get(module("conv_texel"), spec, types, sizeof(ConvPush));
 			const uint32_t cols = cfg.wg_x * cfg.tn / 4;
 			groups_x = pc.G * ((Fg / 4 + cols - 1) / cols);
 		} else {
 			const uint32_t gspec[] = {cfg.wg_x, cfg.wg_y, cfg.tn};
-			p = &ctx.pipelines.get("conv", gspec, 4, sizeof(ConvPush));
+			p = &ctx.pipelines.get(module("conv"), gspec, 4, sizeof(ConvPush));
 			const uint64_t blocks = uint64_t(pc.G) * ((Fg + cfg.tn - 1) / cfg.tn);
 			groups_x = uint32_t((blocks + cfg.wg_x - 1) / cfg.wg_x);
 		}
@@ -174,14 +196,15 @@ public:
 		// Pixels per dispatch: the y slice bindable, the grid in range.
 		const uint64_t M = uint64_t(pc.N) * pc.OH * pc.OW;
 		const uint64_t bm = cfg.bm();
-		uint64_t rows = std::min<uint64_t>((limit - 256) / (uint64_t(pc.F) * 4),
+		uint64_t rows = std::min<uint64_t>((limit - 256) / (uint64_t(pc.F) * es),
 						   uint64_t(lim.maxComputeWorkGroupCount[1]) * bm);
 		rows = rows >= M ? M : std::max<uint64_t>(rows / bm * bm, 1);
 		for (uint64_t m0 = 0; m0 < M; m0 += rows) {
 			const uint64_t mr = std::min(rows, M - m0);
 			pc.m_base = uint32_t(m0);
 			pc.m_count = uint32_t(mr);
-			const BufferRange bind_y = y.range(m0 * pc.F * 4, (m0 + mr) * pc.F * 4, 4, &pc.y_off, ctx.device);
+			const BufferRange bind_y =
+				y.range(m0 * pc.F * es, (m0 + mr) * pc.F * es, es, &pc.y_off, ctx.device);
 			const BufferRange bindings[] = {bx, bw, bind_b, bind_y};
 			ctx.recorder.dispatch(*p, bindings, &pc, sizeof(pc), groups_x, uint32_t((mr + bm - 1) / bm));
 		}

@@ -1,5 +1,7 @@
 // avg_pool and max_pool (lax.reduce_window as Flax uses it) over NHWC
-// input: shaders/pool.comp, one invocation per output element.
+// input: shaders/pool.comp, one invocation per output element; f16
+// tensors on its pool_f16 variant (f32 arithmetic, one rounding at the
+// store).
 #include <algorithm>
 
 #include "device.hpp"
@@ -32,7 +34,7 @@ public:
 
 	void check(const OpContext& ctx) const override
 	{
-		refuse_f16(ctx);
+		require_f16_device(ctx);
 		if (ctx.inputs[0].size > max_binding_bytes(ctx.device))
 			fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(ctx.inputs[0].index) +
 					      " is larger than this device can bind");
@@ -52,17 +54,19 @@ public:
 		pc.OH = y.desc->dims[1], pc.OW = y.desc->dims[2];
 		pc.wh = a[0], pc.ww = a[1], pc.sh = a[2], pc.sw = a[3], pc.pt = a[4], pc.pl = a[6];
 		pc.flags = max_ ? kFlagMax : (a[8] ? kFlagIncludePad : 0);
+		const bool f16 = x.desc->dtype == FLAXDRM_DTYPE_F16;
+		const uint64_t es = f16 ? 2 : 4; // bytes per element (x and y share the dtype)
 		const uint32_t spec[] = {kWorkgroupSize};
-		const Pipeline& p = ctx.pipelines.get("pool", spec, 2, sizeof(PoolPush));
-		const BufferRange bind_x = x.range(0, x.size, 4, &pc.x_off, ctx.device);
+		const Pipeline& p = ctx.pipelines.get(f16 ? "pool_f16" : "pool", spec, 2, sizeof(PoolPush));
+		const BufferRange bind_x = x.range(0, x.size, uint32_t(es), &pc.x_off, ctx.device);
 
 		const uint64_t n = y.elements();
-		const uint64_t chunk = max_binding_bytes(ctx.device) / 4 - 64;
+		const uint64_t chunk = max_binding_bytes(ctx.device) / es - 64;
 		for (uint64_t begin = 0; begin < n; begin += chunk) {
 			pc.base = uint32_t(begin);
 			pc.count = uint32_t(std::min(chunk, n - begin));
 			const BufferRange bindings[] = {
-				bind_x, y.range(begin * 4, (begin + pc.count) * 4, 4, &pc.y_off, ctx.device)};
+				bind_x, y.range(begin * es, (begin + pc.count) * es, uint32_t(es), &pc.y_off, ctx.device)};
 			const uint64_t groups =
 				std::min<uint64_t>((pc.count + kWorkgroupSize - 1) / kWorkgroupSize, kMaxGroups);
 			ctx.recorder.dispatch(p, bindings, &pc, sizeof(pc), uint32_t(groups));
