@@ -52,6 +52,39 @@ void need_feature_axis(const Module& m, const Value& x)
 		throw ShapeError(describe(m) + ": input of shape " + shape_str(x.shape) + " has no feature axis");
 }
 
+// The layer's dtype attribute, as Flax's repr shows it ("float16", "None").
+std::string dtype_attr(const std::string& layer, uint32_t dtype)
+{
+	if (dtype != kNoDtype && dtype != float32 && dtype != float16)
+		throw Error(layer + ": dtype must be float32, float16 or None (kNoDtype), got " + dtype_name(dtype));
+	return dtype_name(dtype);
+}
+
+uint32_t layer_dtype(const Module& m)
+{
+	const std::string& d = m.attr<std::string>("dtype");
+	return d == "float16" ? float16 : d == "float32" ? float32 : kNoDtype;
+}
+
+// The dtype a layer computes in: its dtype, or for None the promotion of
+// its inputs' and parameters' dtypes (flax.linen.dtypes.promote_dtype).
+uint32_t compute_dtype(const Module& m, std::initializer_list<uint32_t> operands)
+{
+	if (const uint32_t d = layer_dtype(m); d != kNoDtype)
+		return d;
+	uint32_t r = *operands.begin();
+	for (uint32_t d : operands)
+		r = promote_types(r, d);
+	return r;
+}
+
+std::vector<Value> cast_all(std::vector<Value> vs, uint32_t dtype)
+{
+	for (Value& v : vs)
+		v = astype(v, dtype);
+	return vs;
+}
+
 } // namespace
 
 // ------------------------------------------------------------------ Dense
@@ -61,6 +94,7 @@ Dense::Dense(int64_t features, DenseOptions o) : ModuleT("Dense")
 	declare_attr("use_bias", o.use_bias);
 	declare_attr("kernel_init", o.kernel_init);
 	declare_attr("bias_init", o.bias_init);
+	declare_attr("dtype", dtype_attr("Dense", o.dtype));
 }
 
 Value Dense::call(const Value& x)
@@ -73,7 +107,8 @@ Value Dense::call(const Value& x)
 		ins.push_back(param("bias", attr<Initializer>("bias_init"), {f}));
 	Shape out = x.shape;
 	out.back() = f;
-	return trace().op(FLAXDRM_OP_DENSE, scope_id(), ins, out, {1});
+	const uint32_t dt = compute_dtype(*this, {x.dtype, float32});
+	return trace().op(FLAXDRM_OP_DENSE, scope_id(), cast_all(ins, dt), out, {1}, dt);
 }
 
 // ----------------------------------------------------------- DenseGeneral
@@ -85,6 +120,7 @@ DenseGeneral::DenseGeneral(std::vector<int64_t> features, std::vector<int64_t> a
 	declare_attr("use_bias", o.use_bias);
 	declare_attr("kernel_init", o.kernel_init);
 	declare_attr("bias_init", o.bias_init);
+	declare_attr("dtype", dtype_attr("DenseGeneral", o.dtype));
 }
 
 Value DenseGeneral::call(const Value& x)
@@ -124,7 +160,8 @@ Value DenseGeneral::call(const Value& x)
 		ins.push_back(param("bias", flat_init(attr<Initializer>("bias_init"), 0), Shape(features)));
 	Shape out(in.shape.begin(), in.shape.end() - axes.size());
 	out.insert(out.end(), features.begin(), features.end());
-	return trace().op(FLAXDRM_OP_DENSE, scope_id(), ins, out, {uint32_t(axes.size())});
+	const uint32_t dt = compute_dtype(*this, {x.dtype, float32});
+	return trace().op(FLAXDRM_OP_DENSE, scope_id(), cast_all(ins, dt), out, {uint32_t(axes.size())}, dt);
 }
 
 // ------------------------------------------------------------------- Conv
@@ -133,7 +170,6 @@ namespace {
 void declare_conv(Module& m, std::function<void(const std::string&, AttrValue)> decl, int64_t features,
 		  const Shape& kernel_size, const ConvOptions& o)
 {
-	(void)m;
 	decl("features", features);
 	decl("kernel_size", kernel_size);
 	decl("strides", or_ones(o.strides, kernel_size.size()));
@@ -147,6 +183,7 @@ void declare_conv(Module& m, std::function<void(const std::string&, AttrValue)> 
 	decl("use_bias", o.use_bias);
 	decl("kernel_init", o.kernel_init);
 	decl("bias_init", o.bias_init);
+	decl("dtype", dtype_attr(m.class_name(), o.dtype));
 }
 
 struct ConvPlan {
@@ -253,7 +290,8 @@ Value run_conv(Module& m, const Value& x, bool transposed)
 				       uint32_t(idil[1]), uint32_t(kd[0]),	  uint32_t(kd[1]),
 				       uint32_t(groups),  mode,		  pads[0].before,
 				       pads[0].after,	 pads[1].before, pads[1].after};
-	Value y = m.trace().op(FLAXDRM_OP_CONV, m.scope_id(), ins, out, attrs);
+	const uint32_t dt = compute_dtype(m, {x.dtype, float32});
+	Value y = m.trace().op(FLAXDRM_OP_CONV, m.scope_id(), cast_all(ins, dt), out, attrs, dt);
 	if (nsp == 1)
 		y = reshape(y, {out[0], out[2], out[3]});
 	if (unbatched) {
@@ -289,13 +327,15 @@ Value ConvTranspose::call(const Value& x)
 
 // ------------------------------------------------------------------ norms
 namespace {
-void declare_norm(std::function<void(const std::string&, AttrValue)> decl, const NormOptions& o)
+void declare_norm(const std::string& layer, std::function<void(const std::string&, AttrValue)> decl,
+		  const NormOptions& o)
 {
 	decl("epsilon", o.epsilon);
 	decl("use_bias", o.use_bias);
 	decl("use_scale", o.use_scale);
 	decl("scale_init", o.scale_init);
 	decl("bias_init", o.bias_init);
+	decl("dtype", dtype_attr(layer, o.dtype));
 }
 
 // the optional scale (and, with has_bias, bias) of a norm over c features:
@@ -314,19 +354,29 @@ uint32_t norm_affine(Module& m, int64_t c, bool has_bias, std::vector<Value>& in
 	return flags;
 }
 
+// Flax normalises in float32 (statistics, scale and bias all float32) and
+// casts the result to dtype, or for None to the promotion of x's and the
+// parameters' dtypes; a float16 x converts to float32 exactly.
+uint32_t norm_result_dtype(const Module& m, const Value& x, uint32_t flags)
+{
+	return compute_dtype(m, {x.dtype, flags & (FLAXDRM_NORM_SCALE | FLAXDRM_NORM_BIAS) ? float32 : x.dtype});
+}
+
 Value run_norm(Module& m, const Value& x, uint32_t opcode, uint32_t attr1, bool has_bias)
 {
 	need_feature_axis(m, x);
 	const int64_t c = x.dim(-1);
-	std::vector<Value> ins = {x};
+	std::vector<Value> ins = {astype(x, float32)};
 	const uint32_t flags = norm_affine(m, c, has_bias, ins);
-	return m.trace().op(opcode, m.scope_id(), ins, x.shape, {fbits(m.attr<double>("epsilon")), attr1, flags});
+	Value y = m.trace().op(opcode, m.scope_id(), ins, x.shape, {fbits(m.attr<double>("epsilon")), attr1, flags},
+			       float32);
+	return astype(y, norm_result_dtype(m, x, flags));
 }
 } // namespace
 
 LayerNorm::LayerNorm(NormOptions o) : ModuleT("LayerNorm")
 {
-	declare_norm([this](const std::string& n, AttrValue v) { declare_attr(n, std::move(v)); }, o);
+	declare_norm("LayerNorm", [this](const std::string& n, AttrValue v) { declare_attr(n, std::move(v)); }, o);
 }
 
 Value LayerNorm::call(const Value& x)
@@ -336,7 +386,7 @@ Value LayerNorm::call(const Value& x)
 
 RMSNorm::RMSNorm(NormOptions o) : ModuleT("RMSNorm")
 {
-	declare_norm([this](const std::string& n, AttrValue v) { declare_attr(n, std::move(v)); }, o);
+	declare_norm("RMSNorm", [this](const std::string& n, AttrValue v) { declare_attr(n, std::move(v)); }, o);
 }
 
 Value RMSNorm::call(const Value& x)
@@ -347,7 +397,7 @@ Value RMSNorm::call(const Value& x)
 GroupNorm::GroupNorm(int64_t num_groups, NormOptions o) : ModuleT("GroupNorm")
 {
 	declare_attr("num_groups", num_groups);
-	declare_norm([this](const std::string& n, AttrValue v) { declare_attr(n, std::move(v)); }, o);
+	declare_norm("GroupNorm", [this](const std::string& n, AttrValue v) { declare_attr(n, std::move(v)); }, o);
 }
 
 Value GroupNorm::call(const Value& x)
@@ -369,6 +419,7 @@ BatchNorm::BatchNorm(BatchNormOptions o) : ModuleT("BatchNorm")
 	declare_attr("use_scale", o.use_scale);
 	declare_attr("scale_init", o.scale_init);
 	declare_attr("bias_init", o.bias_init);
+	declare_attr("dtype", dtype_attr("BatchNorm", o.dtype));
 }
 
 Value BatchNorm::call(const Value& x)
@@ -377,30 +428,36 @@ Value BatchNorm::call(const Value& x)
 	const int64_t c = x.dim(-1);
 	Value mean = variable("batch_stats", "mean", init::zeros(), {c});
 	Value var = variable("batch_stats", "var", init::ones(), {c});
-	std::vector<Value> ins = {x, mean, var};
+	// float32 throughout, as run_norm; the running statistics stay float32
+	std::vector<Value> ins = {astype(x, float32), mean, var};
 	uint32_t flags = norm_affine(*this, c, true, ins);
+	const uint32_t result = norm_result_dtype(*this, x, flags);
 	const uint32_t eps = fbits(attr<double>("epsilon")), mom = fbits(attr<double>("momentum"));
 	if (attr<bool>("use_running_average"))
-		return trace().op(FLAXDRM_OP_BATCH_NORM, scope_id(), ins, x.shape, {eps, 0, flags});
+		return astype(trace().op(FLAXDRM_OP_BATCH_NORM, scope_id(), ins, x.shape, {eps, 0, flags}), result);
 	flags |= FLAXDRM_NORM_TRAINING;
 	Trace& t = trace();
 	if (is_initializing()) {
 		// normalise with the batch statistics, never update under init
 		const uint32_t nm = t.temp({c}), nv = t.temp({c});
-		return t.op_writing(FLAXDRM_OP_BATCH_NORM, scope_id(), ins, x.shape, {eps, mom, flags}, {nm, nv});
+		return astype(t.op_writing(FLAXDRM_OP_BATCH_NORM, scope_id(), ins, x.shape, {eps, mom, flags}, {nm, nv}),
+			      result);
 	}
 	const uint32_t tm = write_target("batch_stats", "mean");
 	const uint32_t tv = write_target("batch_stats", "var");
-	return t.op_writing(FLAXDRM_OP_BATCH_NORM, scope_id(), ins, x.shape, {eps, mom, flags}, {tm, tv});
+	return astype(t.op_writing(FLAXDRM_OP_BATCH_NORM, scope_id(), ins, x.shape, {eps, mom, flags}, {tm, tv}),
+		      result);
 }
 
 // ------------------------------------------------------------------ Embed
-Embed::Embed(int64_t num_embeddings, int64_t features, Initializer embedding_init) : ModuleT("Embed")
+Embed::Embed(int64_t num_embeddings, int64_t features, Initializer embedding_init, uint32_t dtype)
+	: ModuleT("Embed")
 {
 	declare_attr("num_embeddings", num_embeddings);
 	declare_attr("features", features);
 	declare_attr("embedding_init",
 		     embedding_init ? embedding_init : init::variance_scaling(1.0, "fan_in", "normal", -2, 0));
+	declare_attr("dtype", dtype_attr("Embed", dtype));
 }
 
 Value Embed::call(const Value& x)
@@ -411,7 +468,10 @@ Value Embed::call(const Value& x)
 			    {attr<int64_t>("num_embeddings"), attr<int64_t>("features")});
 	Shape out = x.shape;
 	out.push_back(attr<int64_t>("features"));
-	return trace().op(FLAXDRM_OP_EMBED, scope_id(), {x, table}, out);
+	// promote_dtype(embedding, dtype=dtype, inexact=False): the indices
+	// do not take part
+	const uint32_t dt = compute_dtype(*this, {float32});
+	return trace().op(FLAXDRM_OP_EMBED, scope_id(), {x, astype(table, dt)}, out, {}, dt);
 }
 
 Value Embed::attend(const Value& q)
@@ -431,7 +491,8 @@ Value Embed::dispatch(const std::string& method, const std::vector<Value>& xs)
 				 std::to_string(attr<int64_t>("features")) + " features");
 	Shape out = q.shape;
 	out.back() = attr<int64_t>("num_embeddings");
-	return trace().op(FLAXDRM_OP_ATTEND, scope_id(), {q, table}, out);
+	const uint32_t dt = compute_dtype(*this, {q.dtype, float32});
+	return trace().op(FLAXDRM_OP_ATTEND, scope_id(), {astype(q, dt), astype(table, dt)}, out, {}, dt);
 }
 
 // -------------------------------------------------------------- attention
@@ -447,6 +508,7 @@ MultiHeadDotProductAttention::MultiHeadDotProductAttention(int64_t num_heads, At
 	declare_attr("deterministic", o.deterministic);
 	declare_attr("kernel_init", o.kernel_init);
 	declare_attr("bias_init", o.bias_init);
+	declare_attr("dtype", dtype_attr("MultiHeadDotProductAttention", o.dtype));
 }
 
 Value MultiHeadDotProductAttention::call_n(const std::vector<Value>& xs)
@@ -477,7 +539,8 @@ Value MultiHeadDotProductAttention::call_n(const std::vector<Value>& xs)
 	q = batch3(q);
 	k = batch3(k);
 	v = batch3(v);
-	DenseOptions dense{attr<bool>("use_bias"), attr<Initializer>("kernel_init"), attr<Initializer>("bias_init")};
+	DenseOptions dense{attr<bool>("use_bias"), attr<Initializer>("kernel_init"), attr<Initializer>("bias_init"),
+			   layer_dtype(*this)};
 	Value qh = child<DenseGeneral>("query", std::vector<int64_t>{heads, hd}, std::vector<int64_t>{-1}, dense)(q);
 	Value kh = child<DenseGeneral>("key", std::vector<int64_t>{heads, hd}, std::vector<int64_t>{-1}, dense)(k);
 	Value vh = child<DenseGeneral>("value", std::vector<int64_t>{heads, hd}, std::vector<int64_t>{-1}, dense)(v);
@@ -490,7 +553,11 @@ Value MultiHeadDotProductAttention::call_n(const std::vector<Value>& xs)
 		flags |= FLAXDRM_ATTN_MASK;
 	}
 	Shape out = {qh.shape[0], qh.shape[1], heads, hd};
-	Value a = trace().op(FLAXDRM_OP_ATTENTION, 0, ins, out, {flags, fbits(1.0 / std::sqrt(double(hd)))});
+	// q, k and v in one dtype (the mask stays int32)
+	const uint32_t dt = promote_types(promote_types(qh.dtype, kh.dtype), vh.dtype);
+	for (std::size_t i = 0; i < 3; i++)
+		ins[i] = astype(ins[i], dt);
+	Value a = trace().op(FLAXDRM_OP_ATTENTION, 0, ins, out, {flags, fbits(1.0 / std::sqrt(double(hd)))}, dt);
 	Value y = child<DenseGeneral>("out", std::vector<int64_t>{outf}, std::vector<int64_t>{-2, -1}, dense)(a);
 	if (unbatched)
 		y = reshape(y, {y.shape[1], y.shape[2]});
@@ -512,7 +579,7 @@ Value Dropout::call(const Value& x)
 	if (rate < 0.0 || rate >= 1.0)
 		throw Error(describe(*this) + ": rate " + std::to_string(rate) + " outside [0, 1)");
 	Key k = make_rng("dropout");
-	return trace().op(FLAXDRM_OP_DROPOUT, 0, {x}, x.shape, {fbits(rate), k.k1, k.k0});
+	return trace().op(FLAXDRM_OP_DROPOUT, 0, {x}, x.shape, {fbits(rate), k.k1, k.k0}, x.dtype);
 }
 
 // ------------------------------------------------------------- Sequential

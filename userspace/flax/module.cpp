@@ -679,10 +679,14 @@ namespace {
 std::vector<Value> trace_inputs(Trace& t, const std::vector<Array>& inputs)
 {
 	std::vector<Value> ins;
-	for (const Array& a : inputs) {
+	for (std::size_t i = 0; i < inputs.size(); i++) {
+		const Array& a = inputs[i];
 		if (num_elements(a.shape) != a.data.size())
 			throw Error("input of shape " + shape_str(a.shape) + " holds " + std::to_string(a.data.size()) +
 				    " values");
+		if (a.dtype != float32 && a.dtype != float16 && a.dtype != int32)
+			throw Error("input " + std::to_string(i) + ": inputs are float32, float16 or int32, got " +
+				    dtype_name(a.dtype));
 		ins.push_back(t.input(a.shape, a.dtype));
 	}
 	return ins;
@@ -880,8 +884,16 @@ std::pair<Tensor, Variables> Module::run_apply(const Variables& vars, const std:
 		} else if (a.dtype == FLAXDRM_DTYPE_F32) {
 			b.resize(a.data.size() * 4);
 			std::memcpy(b.data(), a.data.data(), b.size());
+		} else if (a.dtype == FLAXDRM_DTYPE_F16) {
+			// round to nearest even, as jnp.asarray(x, float16)
+			b.resize(a.data.size() * 2);
+			for (std::size_t j = 0; j < a.data.size(); j++) {
+				const _Float16 h = static_cast<_Float16>(a.data[j]);
+				std::memcpy(b.data() + 2 * j, &h, 2);
+			}
 		} else {
-			throw Error("inputs are float32 or int32");
+			throw Error("input " + std::to_string(i) + ": inputs are float32, float16 or int32, got " +
+				    dtype_name(a.dtype));
 		}
 		bufs.push_back(std::move(b));
 		io.push_back({t.inputs[i], bufs.back().data(), bufs.back().size(), false});

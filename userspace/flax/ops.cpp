@@ -53,7 +53,7 @@ int norm_axis(int64_t axis, std::size_t rank)
 
 Value unary(uint32_t opcode, const Value& x, std::vector<uint32_t> attrs = {})
 {
-	return tr(x).op(opcode, 0, {x}, x.shape, attrs);
+	return tr(x).op(opcode, 0, {x}, x.shape, attrs, x.dtype);
 }
 
 Value binary(uint32_t opcode, const Value& a, const Value& b)
@@ -67,7 +67,8 @@ Value binary(uint32_t opcode, const Value& a, const Value& b)
 			throw ShapeError("cannot broadcast " + shape_str(a.shape) + " with " + shape_str(b.shape));
 		out[i] = da == 1 ? db : da;
 	}
-	return tr(a).op(opcode, 0, {a, b}, out);
+	const uint32_t dt = promote_types(a.dtype, b.dtype);
+	return tr(a).op(opcode, 0, {astype(a, dt), astype(b, dt)}, out, {}, dt);
 }
 
 Value reduce(uint32_t opcode, const Value& x, const std::vector<int>& axes, bool keepdims)
@@ -84,7 +85,7 @@ Value reduce(uint32_t opcode, const Value& x, const std::vector<int>& axes, bool
 			out.push_back(x.shape[i]);
 		}
 	}
-	return tr(x).op(opcode, 0, {x}, out, {mask, keepdims ? 1u : 0u});
+	return tr(x).op(opcode, 0, {x}, out, {mask, keepdims ? 1u : 0u}, x.dtype);
 }
 
 // pooling over NHWC (rank 4) or NWC (rank 3, as H = 1)
@@ -133,13 +134,43 @@ Value pool(uint32_t opcode, const Value& x, const Shape& window, Shape strides, 
 				       uint32_t(pads[1].first), uint32_t(pads[1].second)};
 	if (opcode == FLAXDRM_OP_AVG_POOL)
 		attrs.push_back(count_include_pad ? 1 : 0);
-	Value y = tr(in).op(opcode, 0, {in}, out, attrs);
+	Value y = tr(in).op(opcode, 0, {in}, out, attrs, in.dtype);
 	if (nsp == 1)
 		y = reshape(y, {out[0], out[2], out[3]});
 	return y;
 }
 
 } // namespace
+
+uint32_t promote_types(uint32_t a, uint32_t b)
+{
+	const auto is_float = [](uint32_t d) { return d == float32 || d == float16; };
+	if (a == b)
+		return a;
+	if (is_float(a) && is_float(b))
+		return float32;
+	if (is_float(a) != is_float(b))
+		return is_float(a) ? a : b;
+	throw Error("no promotion between " + dtype_name(a) + " and " + dtype_name(b));
+}
+
+std::string dtype_name(uint32_t dtype)
+{
+	switch (dtype) {
+	case kNoDtype:
+		return "None";
+	case float32:
+		return "float32";
+	case float16:
+		return "float16";
+	case int32:
+		return "int32";
+	case FLAXDRM_DTYPE_BF16:
+		return "bfloat16";
+	default:
+		return "dtype " + std::to_string(dtype);
+	}
+}
 
 int64_t Value::dim(int64_t axis) const
 {
@@ -224,8 +255,8 @@ uint32_t Trace::temp(const Shape& shape)
 
 void Trace::set_output(const Value& v)
 {
-	Value y = v;
-	if (tensors[v.index].kind != FLAXDRM_TENSOR_TEMP)
+	Value y = v.dtype == float16 ? astype(v, float32) : v;
+	if (tensors[y.index].kind != FLAXDRM_TENSOR_TEMP)
 		y = op(FLAXDRM_OP_RESHAPE, 0, {v}, v.shape, {}, v.dtype);
 	tensors[y.index].kind = FLAXDRM_TENSOR_OUTPUT;
 	output = y.index;
@@ -253,6 +284,8 @@ std::string Trace::describe_tensor(uint32_t i) const
 	for (const Var& v : vars)
 		if (v.tensor == i)
 			r += " " + v.path;
+	if (t.dtype != float32)
+		r += " " + dtype_name(t.dtype);
 	return r + " " + shape_str(s) + ")";
 }
 
@@ -273,6 +306,13 @@ void Trace::check() const
 }
 
 // ----------------------------------------------------------------- plain ops
+Value astype(const Value& x, uint32_t dtype)
+{
+	if (dtype == x.dtype)
+		return x;
+	return tr(x).op(FLAXDRM_OP_ASTYPE, 0, {x}, x.shape, {}, dtype);
+}
+
 Value relu(const Value& x) { return unary(FLAXDRM_OP_RELU, x); }
 Value gelu(const Value& x, bool approximate) { return unary(FLAXDRM_OP_GELU, x, {approximate ? 1u : 0u}); }
 Value silu(const Value& x) { return unary(FLAXDRM_OP_SILU, x); }
@@ -311,7 +351,9 @@ Value matmul(const Value& a, const Value& b, bool ta, bool tb)
 	}
 	out.push_back(m);
 	out.push_back(n);
-	return tr(a).op(FLAXDRM_OP_MATMUL, 0, {a, b}, out, {(ta ? 1u : 0u) | (tb ? 2u : 0u)});
+	const uint32_t dt = promote_types(a.dtype, b.dtype);
+	return tr(a).op(FLAXDRM_OP_MATMUL, 0, {astype(a, dt), astype(b, dt)}, out, {(ta ? 1u : 0u) | (tb ? 2u : 0u)},
+			dt);
 }
 
 Value reshape(const Value& x, Shape shape)
@@ -362,7 +404,13 @@ Value concatenate(const std::vector<Value>& xs, int axis)
 			throw ShapeError("concatenate: ranks differ");
 		out[a] += v.shape[a];
 	}
-	return tr(xs[0]).op(FLAXDRM_OP_CONCAT, 0, xs, out, {uint32_t(a)});
+	uint32_t dt = xs[0].dtype;
+	for (const Value& v : xs)
+		dt = promote_types(dt, v.dtype);
+	std::vector<Value> ins;
+	for (const Value& v : xs)
+		ins.push_back(astype(v, dt));
+	return tr(xs[0]).op(FLAXDRM_OP_CONCAT, 0, ins, out, {uint32_t(a)}, dt);
 }
 
 Value slice(const Value& x, const Shape& start, const Shape& size)

@@ -11,10 +11,15 @@ namespace flaxdrm::flax {
 
 namespace init = initializers;
 
+// dtype in every layer's options: Flax's `dtype=` (float32, float16 or
+// kNoDtype for None), the dtype the layer computes in. Dense-like layers
+// cast their input and float32 parameters to it (promote_dtype); the norms
+// compute in float32 as Flax does and cast their result to it.
 struct DenseOptions {
 	bool use_bias = true;
 	Initializer kernel_init = init::lecun_normal();
 	Initializer bias_init = init::zeros();
+	uint32_t dtype = kNoDtype;
 };
 
 // kernel (in, features) lecun_normal, bias (features,) zeros
@@ -46,6 +51,7 @@ struct ConvOptions {
 	bool use_bias = true;
 	Initializer kernel_init = init::lecun_normal();
 	Initializer bias_init = init::zeros();
+	uint32_t dtype = kNoDtype;
 };
 
 // NHWC / NWC inputs (a missing batch axis is added), HWIO kernel
@@ -71,6 +77,7 @@ struct NormOptions {
 	bool use_scale = true;
 	Initializer scale_init = init::ones();
 	Initializer bias_init = init::zeros();
+	uint32_t dtype = kNoDtype;
 };
 
 class LayerNorm : public ModuleT<LayerNorm> {
@@ -102,6 +109,7 @@ struct BatchNormOptions {
 	bool use_scale = true;
 	Initializer scale_init = init::ones();
 	Initializer bias_init = init::zeros();
+	uint32_t dtype = kNoDtype;
 };
 
 // batch_stats/mean zeros, batch_stats/var ones; running stats updated in a
@@ -117,7 +125,7 @@ public:
 // out_axis=0) = variance 1/features; call(int32 indices); attend(q)
 class Embed : public ModuleT<Embed> {
 public:
-	Embed(int64_t num_embeddings, int64_t features, Initializer embedding_init = {});
+	Embed(int64_t num_embeddings, int64_t features, Initializer embedding_init = {}, uint32_t dtype = kNoDtype);
 	uint32_t kind() const override { return FLAXDRM_KIND_EMBED; }
 	Value call(const Value& x) override;
 	Value attend(const Value& q);
@@ -133,6 +141,7 @@ struct AttentionOptions {
 	bool deterministic = true;
 	Initializer kernel_init = init::lecun_normal();
 	Initializer bias_init = init::zeros();
+	uint32_t dtype = kNoDtype; // for the projections and the attention
 };
 
 // children query, key, value (DenseGeneral to (heads, head_dim)) and out;

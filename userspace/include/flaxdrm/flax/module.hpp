@@ -65,6 +65,20 @@ FLAXDRM_FLAX_ERROR(UnboundModuleError);
 FLAXDRM_FLAX_ERROR(ShapeError);
 #undef FLAXDRM_FLAX_ERROR
 
+// ------------------------------------------------------------ dtypes
+// jnp dtypes, for Value::dtype, Array::dtype and the layers' `dtype` option
+// (Flax's `dtype=`: the dtype a layer computes in). kNoDtype is Flax's
+// None: the promoted dtype of the layer's inputs and parameters.
+// Parameters are float32 (Flax's default param_dtype).
+inline constexpr uint32_t float32 = FLAXDRM_DTYPE_F32;
+inline constexpr uint32_t float16 = FLAXDRM_DTYPE_F16;
+inline constexpr uint32_t int32 = FLAXDRM_DTYPE_I32;
+inline constexpr uint32_t kNoDtype = 0;
+// jnp.promote_types over those: float16 with float32 is float32, an
+// integer with a float is the float.
+uint32_t promote_types(uint32_t a, uint32_t b);
+std::string dtype_name(uint32_t dtype); // "float32", "float16", "int32"; kNoDtype: "None"
+
 // ------------------------------------------------------------ tracing
 class Trace;
 
@@ -79,7 +93,8 @@ struct Value {
 	int64_t dim(int64_t axis) const; // negative counts from the end
 };
 
-// A concrete input: float32 values, or integer values (I32) held as float.
+// A concrete input: float32 values, integer values (I32) held as float, or
+// float16 (values rounded to f16 on upload, as jnp.asarray(x, float16)).
 struct Array {
 	Shape shape;
 	uint32_t dtype = FLAXDRM_DTYPE_F32;
@@ -121,7 +136,9 @@ public:
 	Value op_writing(uint32_t opcode, uint32_t scope, const std::vector<Value>& ins, const Shape& out,
 			 const std::vector<uint32_t>& attrs, const std::vector<uint32_t>& extra_outputs);
 	uint32_t temp(const Shape& shape); // a TEMP tensor for an extra op output
-	// makes v the program's OUTPUT (copying through RESHAPE when v is not a TEMP)
+	// makes v the program's OUTPUT (copying through RESHAPE when v is not a
+	// TEMP); a float16 v is converted to float32, exactly, as apply()
+	// returns float32 data
 	void set_output(const Value& v);
 	// checks the program with the kernel's rules; throws naming the op
 	void check() const;
@@ -130,7 +147,10 @@ public:
 	std::string where; // set by the module making ops
 };
 
-// Plain ops (functions, as flax.linen's / jax.numpy's)
+// Plain ops (functions, as flax.linen's / jax.numpy's). Results keep their
+// inputs' dtype; two operands of different float dtypes are promoted
+// (jnp.promote_types) first.
+Value astype(const Value& x, uint32_t dtype); // x.astype(dtype): float32 <-> float16
 Value relu(const Value& x);
 Value gelu(const Value& x, bool approximate = true);
 Value silu(const Value& x);
