@@ -262,3 +262,42 @@ TEST(FlaxDtype, BadDtypesAreRefusedNamingTheLayer)
 	EXPECT_THAT(error_of<flaxdrm::Error>([&] { m.apply(m.init(PRNGKey(0), {Tensor({2})}), {bad}); }),
 		    HasSubstr("input 0: inputs are float32, float16 or int32, got bfloat16"));
 }
+
+TEST(FlaxDtype, ConvFloat16MatchesTheRoundedReference)
+{
+	REQUIRE_MODULE_F16();
+	auto m = fn([](Module& self, const Value& x) {
+		ConvOptions o;
+		o.dtype = float16;
+		return self.make_child<Conv>(5, Shape{3, 3}, o)(x);
+	});
+	const Tensor x = iota({2, 6, 7, 3}, 0.3f, -1.4f);
+	Variables v = m.init(PRNGKey(2), {x});
+	Tensor b = v.at("params/Conv_0/bias").value;
+	for (std::size_t i = 0; i < b.data.size(); i++)
+		b.data[i] = 0.1f * float(i) - 0.2f;
+	v.at("params/Conv_0/bias").value = b;
+	const Tensor y = m.apply(v, {x});
+	ASSERT_EQ(y.shape, (Shape{2, 6, 7, 5}));
+	EXPECT_EQ(ops_of(m)[ops_of(m).size() - 2], (P{FLAXDRM_OP_CONV, F16}));
+	// SAME 3x3, stride 1: one row and column of zeros on each side
+	const Tensor xr = rounded(x), w = rounded(v.at("params/Conv_0/kernel").value), br = rounded(b);
+	Tensor want({2, 6, 7, 5});
+	for (int n = 0; n < 2; n++)
+		for (int i = 0; i < 6; i++)
+			for (int j = 0; j < 7; j++)
+				for (int f = 0; f < 5; f++) {
+					double acc = br.data[f];
+					for (int di = 0; di < 3; di++)
+						for (int dj = 0; dj < 3; dj++) {
+							const int si = i + di - 1, sj = j + dj - 1;
+							if (si < 0 || si >= 6 || sj < 0 || sj >= 7)
+								continue;
+							for (int c = 0; c < 3; c++)
+								acc += double(xr.data[((n * 6 + si) * 7 + sj) * 3 + c]) *
+								       w.data[((di * 3 + dj) * 3 + c) * 5 + f];
+						}
+					want.data[((n * 6 + i) * 7 + j) * 5 + f] = float(acc);
+				}
+	expect_f16_near(y, rounded(want));
+}
