@@ -15,7 +15,10 @@
 // strides or offsets, f16 accumulation) gives garbage or an NMSE far
 // above 1e-6; the project limit is 5e-4. Pooling is checked the same way
 // (max_pool is exact: the max of f16 values is an f16 value).
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <ostream>
 #include <sstream>
 #include <string>
 
@@ -146,6 +149,12 @@ struct ConvCase {
 	ref::ConvParams c;
 	bool fallback;
 };
+
+// For gtest's messages (instead of the bytes of the struct).
+void PrintTo(const ConvCase& c, std::ostream* os)
+{
+	*os << conv_name(c.c) << (c.fallback ? " fallback" : " default");
+}
 
 class ConvF16 : public ::testing::TestWithParam<ConvCase> {};
 
@@ -287,6 +296,21 @@ struct PoolCase {
 	bool fallback;
 };
 
+std::string pool_name(const PoolCase& c)
+{
+	const auto& q = c.q;
+	std::ostringstream s;
+	s << (c.max ? "max_" : "avg_") << q.N << "x" << q.H << "x" << q.W << "x" << q.C << "_w" << q.wh << "x" << q.ww
+	  << "_s" << q.sh << "x" << q.sw << "_p" << q.pt << q.pb << q.pl << q.pr
+	  << (q.count_include_pad ? "_incl" : "_excl") << (c.fallback ? "_Fallback" : "_Default");
+	return s.str();
+}
+
+void PrintTo(const PoolCase& c, std::ostream* os)
+{
+	*os << pool_name(c);
+}
+
 class PoolF16 : public ::testing::TestWithParam<PoolCase> {};
 
 TEST_P(PoolF16, MatchesReference)
@@ -336,14 +360,8 @@ std::vector<PoolCase> pool_f16_cases()
 	return v;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, PoolF16, ::testing::ValuesIn(pool_f16_cases()), [](const auto& info) {
-	const auto& q = info.param.q;
-	std::ostringstream s;
-	s << (info.param.max ? "max_" : "avg_") << q.N << "x" << q.H << "x" << q.W << "x" << q.C << "_w" << q.wh
-	  << "x" << q.ww << "_s" << q.sh << "x" << q.sw << "_p" << q.pt << q.pb << q.pl << q.pr
-	  << (q.count_include_pad ? "_incl" : "_excl") << (info.param.fallback ? "_Fallback" : "_Default");
-	return s.str();
-});
+INSTANTIATE_TEST_SUITE_P(Shapes, PoolF16, ::testing::ValuesIn(pool_f16_cases()),
+			 [](const auto& info) { return pool_name(info.param); });
 
 class PoolF16Special : public ::testing::TestWithParam<bool> {};
 
@@ -390,6 +408,37 @@ TEST_P(PoolF16Special, AvgPoolSumsInF32)
 
 INSTANTIATE_TEST_SUITE_P(Devices, PoolF16Special, ::testing::Values(false, true),
 			 [](const auto& info) { return info.param ? "Fallback" : "Default"; });
+
+// ------------------------------------------------------------ benchmarks
+
+// f16 beside ops_conv_test's ConvBench (f32): the same shapes on the
+// default device (conv_texel_f16 and conv_dw_texel_f16 on a CPU device).
+TEST(ConvF16Bench, DISABLED_Resnet3x3AndDepthwise)
+{
+	REQUIRE_F16();
+	const ref::ConvParams shapes[] = {
+		P(1, 56, 56, 64, 3, 3, 64, {1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1}),
+		P(1, 112, 112, 32, 3, 3, 32, {1, 1, 0, 0, 0, 0, 32, 0, 1, 1, 1, 1}),
+	};
+	for (const ref::ConvParams& c : shapes) {
+		std::vector<uint16_t> x = random_f16(c.x_size(), 1), w = random_f16(c.w_size(), 2);
+		std::vector<uint16_t> bias = random_f16(c.F, 3), y(c.y_size());
+		Program p = conv_program(c, true);
+		Bindings b(p);
+		b.host(0, x);
+		b.host(1, w);
+		b.host(2, bias);
+		b.host(3, y);
+		executor(false).run(p.tensors, p.ops, b.mem);
+		constexpr int kReps = 5;
+		const auto t0 = std::chrono::steady_clock::now();
+		for (int i = 0; i < kReps; i++)
+			executor(false).run(p.tensors, p.ops, b.mem);
+		const double ms =
+			std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / kReps;
+		std::printf("f16 conv %s: %.2f ms\n", conv_name(c).c_str(), ms);
+	}
+}
 
 // ------------------------------------------------------ devices without f16
 
