@@ -63,6 +63,26 @@ struct CNN : ModuleT<CNN> {
 	}
 };
 
+// Flax's dtype=float16 on the layers: f16 conv, pool, Dense and norms
+// (ABI 1.2) through the kernel's program rules and the engine.
+struct HalfCNN : ModuleT<HalfCNN> {
+	HalfCNN() : ModuleT("HalfCNN") {}
+	Value call(const Value& x) override
+	{
+		ConvOptions c;
+		c.dtype = float16;
+		Value h = relu(make_child<Conv>(8, flaxdrm::Shape{3, 3}, c)(x));
+		h = max_pool(h, {2, 2}, {2, 2});
+		NormOptions n;
+		n.dtype = float16;
+		h = make_child<GroupNorm>(4, n)(h);
+		h = mean(h, {1, 2});
+		DenseOptions d;
+		d.dtype = float16;
+		return make_child<Dense>(10, d)(h);
+	}
+};
+
 void check_tree(Module& m, const std::shared_ptr<Backend>& drm, std::size_t expected)
 {
 	auto mods = m.backend_modules(drm);
@@ -120,6 +140,27 @@ TEST(FlaxApiVm, CnnDrmEqualsLocal)
 	const auto before = drm->counters();
 	m.apply(v, {x}, od);
 	EXPECT_EQ(drm->counters().program_creates, before.program_creates);
+	m.cleanup();
+}
+
+TEST(FlaxApiVm, Float16CnnDrmEqualsLocal)
+{
+	auto drm = Backend::open("drm");
+	auto local = Backend::open("local");
+	HalfCNN m;
+	Tensor x = iota({2, 10, 10, 3});
+	// a float16 input, rounded on upload
+	const Array xh(x.shape, x.data, float16);
+	Variables v = m.init(PRNGKey(2), {xh});
+	ApplyOptions ol, od;
+	ol.backend = local;
+	od.backend = drm;
+	Tensor yl = m.apply(v, {xh}, ol);
+	Tensor yd = m.apply(v, {xh}, od);
+	EXPECT_EQ(yd.shape, (flaxdrm::Shape{2, 10}));
+	// the same runtime and device on both sides: the same f16 values
+	EXPECT_EQ(yd.data, yl.data);
+	check_tree(m, drm, 4); // HalfCNN, Conv_0, GroupNorm_0, Dense_0
 	m.cleanup();
 }
 
