@@ -28,6 +28,14 @@
 //
 // Specialization: WG, TQ, D4 = ceil(D / 4), DV4 = ceil(Dv / 4), BK, and
 // VEC: D, Dv and the q/k/v offsets are multiples of 4 (vec4 reads).
+//
+// F16 (-DF16=1, the *_f16 variants): q, k, v and o are f16 tensors. The
+// entry files' loads return f32 (texel views RGBA16F / R16F convert; the
+// storage form converts each f16 load), everything here stays f32 (logits,
+// running max and sum, the accumulators; masked logits the lowest f32, as
+// in the f32 path) and each output is rounded to f16 once, at the store.
+// The entry file enables the 16-bit extensions (#extension must come
+// before its buffer declarations).
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint TQ = 2;
@@ -57,7 +65,12 @@ layout(push_constant) uniform Params {
 	uint m_sk;
 } pc;
 
-layout(set = 0, binding = 4, std430) writeonly restrict buffer BufO { float o[]; };
+#ifdef F16
+#define OUT_T float16_t
+#else
+#define OUT_T float
+#endif
+layout(set = 0, binding = 4, std430) writeonly restrict buffer BufO { OUT_T o[]; };
 
 const float LOWEST = -3.40282347e38;
 
@@ -166,6 +179,6 @@ void main()
 		[[unroll]] for (uint e = 0; e < DV4; e++)
 			[[unroll]] for (uint c = 0; c < 4u; c++)
 				if (4u * e + c < pc.Dv)
-					o[orow + 4u * e + c] = acc[t][e][c] * inv;
+					o[orow + 4u * e + c] = OUT_T(acc[t][e][c] * inv);
 	}
 }

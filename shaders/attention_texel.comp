@@ -1,9 +1,16 @@
 // Scaled dot-product attention, q/k/v/mask read through uniform texel
 // buffers (CPU devices: vector gathers on lavapipe): see attention.glsl.
 // q, k, v are RGBA32F views when VEC, R32F views otherwise; the mask R32I.
+// F16: q, k, v are RGBA16F / R16F views (texelFetch returns f32, so the
+// reads are the same code) and only the output is f16.
+// variant: attention_texel_f16 F16=1
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
 #extension GL_GOOGLE_include_directive : enable
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 
 layout(set = 0, binding = 0) uniform samplerBuffer qt;
 layout(set = 0, binding = 1) uniform samplerBuffer kt;

@@ -1,4 +1,4 @@
-// softmax and log_softmax over the last axis of f32 rows:
+// softmax and log_softmax over the last axis of f32 (or f16, see F16) rows:
 //   m = max(x), s = sum(exp(x - m)),
 //   softmax = exp(x - m) / s, log_softmax = (x - m) - log(s)
 // as jax.nn computes them (max-subtracted). Like JAX, a row of all -inf
@@ -13,6 +13,16 @@
 // This file is the body of softmax.comp (scalar) and softmax_vec4.comp
 // (-DVEC4: rows read and written as vec4, for row lengths and offsets that
 // are multiples of 4; len and the offsets are then in vec4s).
+//
+// F16 (-DF16=1, the *_f16 variants): rows are f16 (f16vec4 = 8 bytes in
+// the vec4 form). Each load converts to f32, the max, sum and outputs are
+// computed exactly as for f32 rows, and each output is rounded to f16 once
+// at its store.
+
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint LOG = 0;       // 1: log_softmax
@@ -27,12 +37,28 @@ layout(push_constant) uniform Params {
 
 #if defined(VEC4)
 #define VEC vec4
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { vec4 src[]; };
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { vec4 dst[]; };
+#ifdef F16
+#define ELEM f16vec4
+#else
+#define ELEM vec4
+#endif
 #else
 #define VEC float
-layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { float src[]; };
-layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { float dst[]; };
+#ifdef F16
+#define ELEM float16_t
+#else
+#define ELEM float
+#endif
+#endif
+layout(set = 0, binding = 0, std430) readonly restrict buffer BufIn { ELEM src[]; };
+layout(set = 0, binding = 1, std430) writeonly restrict buffer BufOut { ELEM dst[]; };
+// Row element i in f32, and a result as stored.
+#ifdef F16
+#define LOAD(i) VEC(src[i])
+#define STORE(v) ELEM(v)
+#else
+#define LOAD(i) src[i]
+#define STORE(v) (v)
 #endif
 
 const uint WG = gl_WorkGroupSize.x;
@@ -99,11 +125,11 @@ void write_row(uint in_base, uint out_base, uint first, uint step, float m, floa
 	if (LOG != 0) {
 		const float ls = log(s);
 		for (uint j = first; j < pc.len; j += step)
-			dst[out_base + j] = (src[in_base + j] - m) - ls;
+			dst[out_base + j] = STORE((LOAD(in_base + j) - m) - ls);
 	} else {
 		const VEC inv = VEC(1.0 / s);
 		for (uint j = first; j < pc.len; j += step)
-			dst[out_base + j] = exp(src[in_base + j] - m) * inv;
+			dst[out_base + j] = STORE(exp(LOAD(in_base + j) - m) * inv);
 	}
 }
 
@@ -118,11 +144,11 @@ void main()
 			const uint ob = pc.out_off + row * pc.len;
 			float m = uintBitsToFloat(0xff800000u); // -inf
 			for (uint j = t; j < pc.len; j += WG)
-				m = nanmax(m, vmax(src[ib + j]));
+				m = nanmax(m, vmax(LOAD(ib + j)));
 			m = group_max(m);
 			float s = 0.0;
 			for (uint j = t; j < pc.len; j += WG)
-				s += vsum(exp(src[ib + j] - m));
+				s += vsum(exp(LOAD(ib + j) - m));
 			s = group_sum(s);
 			write_row(ib, ob, t, WG, m, s);
 		}
@@ -133,10 +159,10 @@ void main()
 			const uint ob = pc.out_off + row * pc.len;
 			float m = uintBitsToFloat(0xff800000u); // -inf
 			for (uint j = 0; j < pc.len; j++)
-				m = nanmax(m, vmax(src[ib + j]));
+				m = nanmax(m, vmax(LOAD(ib + j)));
 			float s = 0.0;
 			for (uint j = 0; j < pc.len; j++)
-				s += vsum(exp(src[ib + j] - m));
+				s += vsum(exp(LOAD(ib + j) - m));
 			write_row(ib, ob, 0, 1, m, s);
 		}
 	}

@@ -1,7 +1,9 @@
 // Scaled dot-product attention (FLAXDRM_OP_ATTENTION): one fused dispatch
 // of shaders/attention.glsl, a streaming-softmax kernel that never
 // materialises the Lq x Lk logits. CPU devices read q/k/v/mask through
-// texel buffers (attention_texel), others through storage buffers.
+// texel buffers (attention_texel), others through storage buffers. f16
+// q/k/v/output run on the *_f16 variants of both: f16 storage, f32
+// arithmetic, each output rounded once; the mask stays i32.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -55,7 +57,7 @@ class AttentionKernel final : public OpKernel {
 public:
 	void check(const OpContext& ctx) const override
 	{
-		refuse_f16(ctx);
+		require_f16_device(ctx);
 		const drm_flaxdrm_tensor& q = *ctx.inputs[0].desc;
 		const drm_flaxdrm_tensor& v = *ctx.inputs[2].desc;
 		if (q.dims[3] > kMaxHeadDim || v.dims[3] > kMaxHeadDim)
@@ -95,11 +97,14 @@ public:
 		const float scale = std::bit_cast<float>(ctx.op.attrs[1]);
 		pc.scale = scale != 0.0f ? scale : float(1.0 / std::sqrt(double(pc.D)));
 
+		// The rules make q, k, v and o all f16 or all f32.
+		const bool f16 = q.desc->dtype == FLAXDRM_DTYPE_F16;
+		const uint32_t es = f16 ? 2 : 4; // bytes per q/k/v/o element
 		BufferRange b[5];
-		b[0] = q.range(0, q.size, 4, &pc.q_off, ctx.device);
-		b[1] = k.range(0, k.size, 4, &pc.k_off, ctx.device);
-		b[2] = v.range(0, v.size, 4, &pc.v_off, ctx.device);
-		b[4] = o.range(0, o.size, 4, &pc.o_off, ctx.device);
+		b[0] = q.range(0, q.size, es, &pc.q_off, ctx.device);
+		b[1] = k.range(0, k.size, es, &pc.k_off, ctx.device);
+		b[2] = v.range(0, v.size, es, &pc.v_off, ctx.device);
+		b[4] = o.range(0, o.size, es, &pc.o_off, ctx.device);
 		if (mask) {
 			b[3] = mask->range(0, mask->size, 4, &pc.m_off, ctx.device);
 			const uint32_t* md = mask->desc->dims;
@@ -115,9 +120,12 @@ public:
 		const bool vec = pc.D % 4 == 0 && pc.Dv % 4 == 0 && pc.q_off % 4 == 0 && pc.k_off % 4 == 0 &&
 				 pc.v_off % 4 == 0;
 		const uint64_t max_texels = ctx.device.limits().maxTexelBufferElements;
+		// Without a mask, binding 3 repeats q (never read): for f16 q an
+		// R16_SINT view, whose texels divide any f16 tensor's bytes.
+		const uint32_t texel_bytes[4] = {es, es, es, mask ? 4 : es};
 		bool texel = cpu;
 		for (int i = 0; i < 4; i++)
-			texel = texel && b[i].range / 4 <= max_texels;
+			texel = texel && b[i].range / texel_bytes[i] <= max_texels;
 
 		VkDescriptorType types[5];
 		for (auto& t : types)
@@ -125,18 +133,21 @@ public:
 		if (texel) {
 			for (int i = 0; i < 4; i++) {
 				types[i] = b[i].type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-				b[i].format = i == 3 ? VK_FORMAT_R32_SINT
-						     : vec ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT;
+				b[i].format = i == 3 ? (texel_bytes[3] == 2 ? VK_FORMAT_R16_SINT : VK_FORMAT_R32_SINT)
+					      : f16  ? (vec ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R16_SFLOAT)
+					      : vec  ? VK_FORMAT_R32G32B32A32_SFLOAT
+						     : VK_FORMAT_R32_SFLOAT;
 			}
-			if (vec) // RGBA32F views cover whole texels
+			if (vec) // RGBA views cover whole texels (4 elements)
 				for (int i = 0; i < 3; i++)
-					b[i].range &= ~VkDeviceSize(15);
+					b[i].range &= ~VkDeviceSize(4 * es - 1);
 		}
 
 		const Config cfg = config_for(cpu, pc.D, pc.Dv);
 		const uint32_t spec[] = {cfg.wg, cfg.tq, (pc.D + 3) / 4, (pc.Dv + 3) / 4, cfg.bk, vec ? 1u : 0u};
-		const Pipeline& p =
-			ctx.pipelines.get(texel ? "attention_texel" : "attention", spec, types, sizeof(AttnPush));
+		const char* module = texel ? (f16 ? "attention_texel_f16" : "attention_texel")
+					   : (f16 ? "attention_f16" : "attention");
+		const Pipeline& p = ctx.pipelines.get(module, spec, types, sizeof(AttnPush));
 		ctx.recorder.dispatch(p, b, &pc, sizeof(pc), (pc.Lq + cfg.wg * cfg.tq - 1) / (cfg.wg * cfg.tq), pc.H,
 				      pc.B);
 	}
