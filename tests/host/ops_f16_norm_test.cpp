@@ -12,6 +12,7 @@
 // 4-byte elements, gives garbage. Stricter still, F16MatchesF32Path checks
 // that the f16 ops give exactly the f32 ops' results (on the same rounded
 // inputs) rounded to f16: the same arithmetic, one rounding.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <string>
@@ -280,6 +281,75 @@ INSTANTIATE_TEST_SUITE_P(
 					     // a long row (workgroup tree); a large mean
 					     LnCase{{2, 5001}, 1}, LnCase{{40, 96}, 1, 1000.0f})),
 	[](const auto& info) { return device_name(std::get<0>(info.param)) + "_" + std::to_string(info.index); });
+
+// More than 128 MiB of f16 rows: on lavapipe (maxStorageBufferRange 128
+// MiB) the kernel binds them in chunks of whole rows, and a later chunk
+// starts inside an aligned binding: at an element offset of 6 (C = 3,
+// scalar) or 4 (C = 36, one f16vec4), which an offset counted in 4-byte
+// elements gets wrong. Every row is checked (a wrong chunk is a few rows
+// among millions: the NMSE of the whole would hide it). Lean on purpose,
+// 67M elements: x tiles a random f16 pattern whose period (a prime) no row
+// shares, so a shifted read still reads other values, and f16 values come
+// from a table.
+TEST(NormF16, LayerNormRowsBeyondOneBinding)
+{
+	REQUIRE_F16();
+	std::vector<float> f16_to_f32(65536);
+	for (uint32_t b = 0; b < 65536; b++)
+		f16_to_f32[b] = f16_value(uint16_t(b));
+	const std::vector<uint16_t> pattern = to_f16(random_vector(4099, 50));
+	for (bool fallback : {false, true}) {
+		for (uint32_t C : {3u, 36u}) {
+			SCOPED_TRACE(device_name(fallback) + ", C = " + std::to_string(C));
+			const uint32_t rows = uint32_t((128u << 20) / (2 * C) + 64);
+			const float eps = 1e-6f;
+			std::vector<uint16_t> x(std::size_t(rows) * C), y(x.size(), 0x7e01);
+			for (std::size_t i = 0; i < x.size(); i++)
+				x[i] = pattern[i % pattern.size()];
+			std::vector<float> scale = round_f16(random_vector(C, 51, 0.5f, 1.5f)),
+					   bias = round_f16(random_vector(C, 52));
+			std::vector<uint16_t> sh = to_f16(scale), bh = to_f16(bias);
+			Program p;
+			const uint32_t tx = p.input({rows, C}, F16);
+			const uint32_t ts = p.tensor(FLAXDRM_TENSOR_VARIABLE, {C}, F16, kModule, "params", "scale");
+			const uint32_t tb = p.tensor(FLAXDRM_TENSOR_VARIABLE, {C}, F16, kModule, "params", "bias");
+			const uint32_t ty = p.tensor(FLAXDRM_TENSOR_OUTPUT, {rows, C}, F16);
+			p.op(FLAXDRM_OP_LAYER_NORM, kModule, {tx, ts, tb}, {ty}, {f32_bits(eps), 1, 3});
+			Bindings bind(p);
+			bind.host(tx, x);
+			bind.host(ts, sh);
+			bind.host(tb, bh);
+			bind.host(ty, y);
+			executor(fallback).run(p.tensors, p.ops, bind.mem);
+
+			// Against the double reference unrounded: a row's f16
+			// rounding is an NMSE near 1e-7, a row of the wrong
+			// elements near 1.
+			const uint32_t block = 8192;
+			std::size_t bad_rows = 0;
+			std::vector<float> xb;
+			for (uint32_t r0 = 0; r0 < rows; r0 += block) {
+				const uint32_t n = std::min(block, rows - r0);
+				xb.resize(std::size_t(n) * C);
+				for (std::size_t i = 0; i < xb.size(); i++)
+					xb[i] = f16_to_f32[x[std::size_t(r0) * C + i]];
+				const std::vector<float> want = ref::layer_norm(xb, C, C, eps, &scale, &bias);
+				for (uint32_t r = 0; r < n; r++) {
+					double err2 = 0, ref2 = 0;
+					for (uint32_t c = 0; c < C; c++) {
+						const double w = want[std::size_t(r) * C + c];
+						const double g = f16_to_f32[y[(std::size_t(r0) + r) * C + c]];
+						err2 += (g - w) * (g - w);
+						ref2 += w * w;
+					}
+					if (!(err2 <= 1e-5 * ref2) && bad_rows++ < 3)
+						ADD_FAILURE() << "row " << r0 + r << " of " << rows << ": nmse " << err2 / ref2;
+				}
+			}
+			EXPECT_EQ(bad_rows, 0u);
+		}
+	}
+}
 
 TEST(NormF16, LayerNormNaNAndInfinityStayInTheirRow)
 {
