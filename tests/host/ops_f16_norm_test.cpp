@@ -9,9 +9,9 @@
 // where they straddle a rounding boundary (one f16 ulp, 2^-11 relative,
 // at a few elements); even a full f16 rounding of every element gives an
 // NMSE near 1e-7, while an output written as f32, or an offset counted in
-// 4-byte elements, gives garbage. Stricter still, F16MatchesF32Path checks
-// that the f16 ops give exactly the f32 ops' results (on the same rounded
-// inputs) rounded to f16: the same arithmetic, one rounding.
+// 4-byte elements, gives garbage. Stricter still, F16MatchesF32PathRoundedOnce
+// checks that the f16 ops give exactly the f32 ops' results (on the same
+// rounded inputs) rounded to f16: the same arithmetic, one rounding.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -42,12 +42,6 @@ std::size_t product(const std::vector<uint32_t>& dims)
 	for (uint32_t d : dims)
 		n *= d;
 	return n;
-}
-
-// The f16 bits as f32 values (what the runtime's f16 output holds).
-std::vector<float> values(const std::vector<uint16_t>& h)
-{
-	return from_f16(h);
 }
 
 // ------------------------------------------------------------ running one op
@@ -99,7 +93,7 @@ struct HostTensor {
 		else
 			b.host(t, f);
 	}
-	std::vector<float> get(uint32_t dtype) const { return dtype == F16 ? values(h) : f; }
+	std::vector<float> get(uint32_t dtype) const { return dtype == F16 ? from_f16(h) : f; }
 };
 
 NormOut run_norm(rt::Executor& ex, const NormOp& o, const NormData& d, uint32_t dtype)
