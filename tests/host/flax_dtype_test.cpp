@@ -301,3 +301,33 @@ TEST(FlaxDtype, ConvFloat16MatchesTheRoundedReference)
 				}
 	expect_f16_near(y, rounded(want));
 }
+
+TEST(FlaxDtype, AttentionFloat16ProjectsAndAttendsInF16)
+{
+	REQUIRE_MODULE_F16();
+	const Tensor x = iota({2, 7, 16}, 0.17f, -1.0f);
+	AttentionOptions o16;
+	o16.dtype = float16;
+	MultiHeadDotProductAttention m32(4), m16(4, o16);
+	const Variables v = m32.init(PRNGKey(5), {x});
+	const Tensor want = m32.apply(v, {x});
+	const Tensor got = m16.apply(v, {x});
+	ASSERT_EQ(got.shape, want.shape);
+	// the projections, the attention and the output projection in f16
+	std::size_t f16_dense = 0, f16_attention = 0;
+	for (const auto& [opcode, dtype] : ops_of(m16)) {
+		f16_dense += opcode == FLAXDRM_OP_DENSE && dtype == F16;
+		f16_attention += opcode == FLAXDRM_OP_ATTENTION && dtype == F16;
+	}
+	EXPECT_EQ(f16_dense, 4u);
+	EXPECT_EQ(f16_attention, 1u);
+	// f16 roundings of inputs, weights and each stage: within a few f16
+	// ulps of the f32 module's result, relative to its largest value
+	double peak = 0;
+	for (float w : want.data)
+		peak = std::max(peak, double(std::fabs(w)));
+	for (std::size_t i = 0; i < got.data.size(); i++) {
+		EXPECT_EQ(got.data[i], round_f16({got.data[i]})[0]) << "not an f16 value at " << i;
+		ASSERT_NEAR(got.data[i], want.data[i], 8 * std::ldexp(peak, -11)) << "at " << i;
+	}
+}
