@@ -5,6 +5,7 @@
 #include <array>
 #include <bit>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 
 #include "flaxdrm/conv_padding.hpp"
@@ -26,6 +27,20 @@ int64_t product(const Shape& s, std::size_t from = 0, std::size_t to = SIZE_MAX)
 	return n;
 }
 
+constexpr uint32_t F32 = FLAXDRM_DTYPE_F32, F16 = FLAXDRM_DTYPE_F16;
+
+// jnp.promote_types over the program's dtypes: two floats of different
+// widths give float32; int32 indices with a float give the float.
+uint32_t promote(uint32_t a, uint32_t b)
+{
+	if (a == b)
+		return a;
+	const auto is_float = [](uint32_t d) { return d == F32 || d == F16; };
+	if (is_float(a) && is_float(b))
+		return F32;
+	return is_float(a) ? a : b;
+}
+
 class Lowerer {
 public:
 	Lowerer(const Model& model, std::span<const uint32_t> handles, Program& p)
@@ -39,6 +54,14 @@ public:
 		uint32_t out = lower_module(m, in, depth);
 		p_.layers[row].output = shape_of(out);
 		return out;
+	}
+
+	// x.astype(dtype) as an ASTYPE op; no op when t already has it.
+	uint32_t astype(const Module& m, uint32_t t, uint32_t dtype)
+	{
+		if (dtype_of(t) == dtype)
+			return t;
+		return op(m, FLAXDRM_OP_ASTYPE, 0, {t}, shape_of(t), {}, dtype);
 	}
 
 private:
@@ -56,7 +79,9 @@ private:
 			if (shape_of(t) != x)
 				fail(m, "the residual branch maps " + shape_str(x) + " to " + shape_str(shape_of(t)) +
 						": x + layers(x) needs the same shape");
-			return op(m, FLAXDRM_OP_ADD, 0, {in, t}, x);
+			// x + y promotes: float32 + float16 is float32
+			const uint32_t dt = promote(dtype_of(in), dtype_of(t));
+			return op(m, FLAXDRM_OP_ADD, 0, {astype(m, in, dt), astype(m, t, dt)}, x, {}, dt);
 		}
 		case ModuleKind::Dense: {
 			need_rank(m, x, 1);
@@ -66,7 +91,8 @@ private:
 				ins.push_back(variable(m, h, "params", "bias", {m.features}));
 			Shape y = x;
 			y.back() = m.features;
-			return op(m, FLAXDRM_OP_DENSE, h, ins, y, {1});
+			const uint32_t dt = compute_dtype(m, {dtype_of(in), F32});
+			return op(m, FLAXDRM_OP_DENSE, h, cast_all(m, ins, dt), y, {1}, dt);
 		}
 		case ModuleKind::DenseGeneral:
 			return dense_general(m, in, m.features_tuple, m.axis);
@@ -77,10 +103,11 @@ private:
 		case ModuleKind::RMSNorm: {
 			need_rank(m, x, static_cast<std::size_t>(m.reduction_axes));
 			uint32_t h = handle_of(m);
-			std::vector<uint32_t> ins = {in};
+			std::vector<uint32_t> ins = {astype(m, in, F32)};
 			uint32_t flags = norm_affine(m, h, x.back(), ins);
-			return op(m, m.kind == ModuleKind::LayerNorm ? FLAXDRM_OP_LAYER_NORM : FLAXDRM_OP_RMS_NORM, h, ins, x,
-				  {f32_bits(m.epsilon), static_cast<uint32_t>(m.reduction_axes), flags});
+			uint32_t y = op(m, m.kind == ModuleKind::LayerNorm ? FLAXDRM_OP_LAYER_NORM : FLAXDRM_OP_RMS_NORM, h,
+					ins, x, {f32_bits(m.epsilon), static_cast<uint32_t>(m.reduction_axes), flags}, F32);
+			return astype(m, y, norm_result_dtype(m, in, flags));
 		}
 		case ModuleKind::GroupNorm: {
 			need_rank(m, x, 2);
@@ -93,19 +120,23 @@ private:
 				fail(m, "num_groups " + std::to_string(groups) + " does not divide the " + std::to_string(c) +
 						" channels of input " + shape_str(x));
 			uint32_t h = handle_of(m);
-			std::vector<uint32_t> ins = {in};
+			std::vector<uint32_t> ins = {astype(m, in, F32)};
 			uint32_t flags = norm_affine(m, h, c, ins);
-			return op(m, FLAXDRM_OP_GROUP_NORM, h, ins, x,
-				  {f32_bits(m.epsilon), static_cast<uint32_t>(groups), flags});
+			uint32_t y = op(m, FLAXDRM_OP_GROUP_NORM, h, ins, x,
+					{f32_bits(m.epsilon), static_cast<uint32_t>(groups), flags}, F32);
+			return astype(m, y, norm_result_dtype(m, in, flags));
 		}
 		case ModuleKind::BatchNorm: {
 			need_rank(m, x, 1);
 			int64_t c = x.back();
 			uint32_t h = handle_of(m);
-			std::vector<uint32_t> ins = {in, variable(m, h, "batch_stats", "mean", {c}),
-						     variable(m, h, "batch_stats", "var", {c})};
+			// the running statistics first, then x in float32 (the Module API's order)
+			const uint32_t mean = variable(m, h, "batch_stats", "mean", {c});
+			const uint32_t var = variable(m, h, "batch_stats", "var", {c});
+			std::vector<uint32_t> ins = {astype(m, in, F32), mean, var};
 			uint32_t flags = norm_affine(m, h, c, ins);
-			return op(m, FLAXDRM_OP_BATCH_NORM, h, ins, x, {f32_bits(m.epsilon), 0, flags});
+			uint32_t y = op(m, FLAXDRM_OP_BATCH_NORM, h, ins, x, {f32_bits(m.epsilon), 0, flags}, F32);
+			return astype(m, y, norm_result_dtype(m, in, flags));
 		}
 		case ModuleKind::Embed: {
 			if (in != p_.input)
@@ -116,7 +147,9 @@ private:
 			uint32_t table = variable(m, h, "params", "embedding", {m.num_embeddings, m.features});
 			Shape y = x;
 			y.push_back(m.features);
-			return op(m, FLAXDRM_OP_EMBED, h, {in, table}, y);
+			// promote_dtype(embedding, dtype=dtype): the indices take no part
+			const uint32_t dt = compute_dtype(m, {F32});
+			return op(m, FLAXDRM_OP_EMBED, h, {in, astype(m, table, dt)}, y, {}, dt);
 		}
 		case ModuleKind::Attention:
 			return attention(m, in);
@@ -158,7 +191,8 @@ private:
 			ins.push_back(variable(m, h, "params", "bias", features));
 		Shape y(x.begin(), x.end() - static_cast<std::ptrdiff_t>(n));
 		y.insert(y.end(), features.begin(), features.end());
-		return op(m, FLAXDRM_OP_DENSE, h, ins, y, {static_cast<uint32_t>(n)});
+		const uint32_t dt = compute_dtype(m, {dtype_of(in), F32});
+		return op(m, FLAXDRM_OP_DENSE, h, cast_all(m, ins, dt), y, {static_cast<uint32_t>(n)}, dt);
 	}
 
 	// Adds a leading batch dim to an unbatched input, and views a 1-D
@@ -271,7 +305,8 @@ private:
 			u32(ws[0]), u32(ws[1]), u32(ld[0]), u32(ld[1]), u32(kd[0]), u32(kd[1]), u32(g),
 			circular ? uint32_t(FLAXDRM_PAD_CIRCULAR) : uint32_t(FLAXDRM_PAD_ZERO),
 			pads[0].before, pads[0].after, pads[1].before, pads[1].after};
-		uint32_t out = op(m, FLAXDRM_OP_CONV, h, ins, y, attrs);
+		const uint32_t dt = compute_dtype(m, {dtype_of(in), F32});
+		uint32_t out = op(m, FLAXDRM_OP_CONV, h, cast_all(m, ins, dt), y, attrs, dt);
 		return from_nhwc(m, out, nsp, orig);
 	}
 
@@ -299,7 +334,10 @@ private:
 			p_.layers.back().depth = -1; // filled below
 			p_.layers.back().output = shape_of(qkvt[i]);
 		}
-		uint32_t a = op(m, FLAXDRM_OP_ATTENTION, 0, {qkvt[0], qkvt[1], qkvt[2]}, shape_of(qkvt[0]));
+		// q, k and v in one dtype (the projections share the attention's dtype)
+		const uint32_t dt = promote(promote(dtype_of(qkvt[0]), dtype_of(qkvt[1])), dtype_of(qkvt[2]));
+		std::vector<uint32_t> qkv_in = cast_all(m, {qkvt[0], qkvt[1], qkvt[2]}, dt);
+		uint32_t a = op(m, FLAXDRM_OP_ATTENTION, 0, qkv_in, shape_of(qkvt[0]), {}, dt);
 		p_.layers.push_back({child[3], -1, shape_of(a), {}});
 		uint32_t y = dense_general(*child[3], a, {out_f}, {-2, -1});
 		p_.layers.back().output = shape_of(y);
@@ -381,6 +419,34 @@ private:
 
 	static uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 
+	// The dtype a layer computes in: its dtype, or for None the promotion
+	// of its operands' dtypes (flax.linen.dtypes.promote_dtype).
+	static uint32_t compute_dtype(const Module& m, std::initializer_list<uint32_t> operands)
+	{
+		if (m.dtype != LayerDtype::None)
+			return m.dtype == LayerDtype::F16 ? F16 : F32;
+		uint32_t r = *operands.begin();
+		for (uint32_t d : operands)
+			r = promote(r, d);
+		return r;
+	}
+
+	// A norm's result dtype: its dtype, or for None the promotion of x's and
+	// the (float32) scale's and bias's dtypes; x's alone without either.
+	uint32_t norm_result_dtype(const Module& m, uint32_t x, uint32_t flags) const
+	{
+		const uint32_t xd = dtype_of(x);
+		return compute_dtype(m, {xd, flags & (FLAXDRM_NORM_SCALE | FLAXDRM_NORM_BIAS) ? F32 : xd});
+	}
+
+	// Every operand cast to dtype, in order (input, kernel, bias), as the Module API does.
+	std::vector<uint32_t> cast_all(const Module& m, std::vector<uint32_t> ts, uint32_t dtype)
+	{
+		for (uint32_t& t : ts)
+			t = astype(m, t, dtype);
+		return ts;
+	}
+
 	[[noreturn]] void fail(const Module& m, const std::string& what) const
 	{
 		throw Error(model_.source + ": " + m.class_name + " at " + m.display_path() + ": " + what);
@@ -408,6 +474,8 @@ private:
 					(rank == 1 ? "" : "s") + ", got shape " + shape_str(x));
 	}
 
+	uint32_t dtype_of(uint32_t t) const { return p_.tensors[t].dtype; }
+
 	Shape shape_of(uint32_t t) const
 	{
 		const auto& d = p_.tensors[t];
@@ -430,12 +498,12 @@ private:
 		return static_cast<uint32_t>(p_.tensors.size() - 1);
 	}
 
-	uint32_t temp(const Module& m, const Shape& s)
+	uint32_t temp(const Module& m, const Shape& s, uint32_t dtype)
 	{
 		for (int64_t d : s)
 			if (d < 1)
 				fail(m, "would produce an empty output " + shape_str(s));
-		return add(make_tensor(FLAXDRM_TENSOR_TEMP, s));
+		return add(make_tensor(FLAXDRM_TENSOR_TEMP, s, 0, {}, {}, dtype));
 	}
 
 	// A VARIABLE operand: Flax's shape `s`, seen by the op as `view` (same size).
@@ -453,8 +521,12 @@ private:
 		return t;
 	}
 
+	static constexpr uint32_t kInputsDtype = UINT32_MAX;
+
+	// An op writing one new temporary of shape out and dtype (by default
+	// that of inputs[0]: functions, pools and reshapes keep their input's).
 	uint32_t op(const Module& m, uint32_t opcode, uint32_t module, const std::vector<uint32_t>& inputs,
-		    const Shape& out, const std::vector<uint32_t>& attrs = {})
+		    const Shape& out, const std::vector<uint32_t>& attrs = {}, uint32_t dtype = kInputsDtype)
 	{
 		drm_flaxdrm_op o{};
 		o.opcode = opcode;
@@ -464,7 +536,7 @@ private:
 			o.inputs[i] = inputs[i];
 		for (std::size_t i = 0; i < attrs.size(); i++)
 			o.attrs[i] = attrs[i];
-		o.outputs[0] = temp(m, out);
+		o.outputs[0] = temp(m, out, dtype == kInputsDtype ? dtype_of(inputs[0]) : dtype);
 		o.num_outputs = 1;
 		if (p_.ops.size() >= FLAXDRM_MAX_OPS)
 			throw Error(model_.source + ": the program needs more than " + std::to_string(FLAXDRM_MAX_OPS) +
@@ -511,7 +583,11 @@ Program lower_program(const Model& model, const Shape& input_shape, std::span<co
 	Program p;
 	p.input = 0;
 	p.tensors.push_back(make_tensor(FLAXDRM_TENSOR_INPUT, input_shape));
-	uint32_t out = Lowerer(model, handles, p).lower(model.root, p.input);
+	Lowerer lowerer(model, handles, p);
+	uint32_t out = lowerer.lower(model.root, p.input);
+	// the program's output is float32 (the CLI's .npy and apply's Tensor)
+	if (p.tensors[out].dtype == FLAXDRM_DTYPE_F16)
+		out = lowerer.astype(model.root, out, FLAXDRM_DTYPE_F32);
 	p.output = out;
 	const auto& d = p.tensors[out];
 	p.output_shape.assign(d.dims, d.dims + d.rank);

@@ -2,6 +2,7 @@
 #include "flaxdrm/model.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <string_view>
 
@@ -26,7 +27,8 @@ const char* const kSupported =
 	"leaky_relu, softplus, softmax, log_softmax, avg_pool, max_pool, flatten, reshape";
 
 // Flax constructor arguments that only matter for init or for other dtypes
-// than float32: refused with "not supported yet".
+// than float32: refused with "not supported yet" ("dtype" only where the
+// layer has none: Dropout, containers, functions).
 const std::vector<std::string> kInitArgs = {"precision", "kernel_init", "bias_init", "scale_init",
 					    "embedding_init", "dot_general", "dot_general_cls", "promote_dtype",
 					    "conv_general_dilated", "conv_general_dilated_cls", "axis_name",
@@ -34,6 +36,16 @@ const std::vector<std::string> kInitArgs = {"precision", "kernel_init", "bias_in
 					    "out_kernel_init", "out_bias_init", "qkv_dot_general", "out_dot_general",
 					    "qkv_dot_general_cls", "out_dot_general_cls", "attention_fn", "decode",
 					    "mask", "shared_weights", "param_dtype", "dtype"};
+
+// The layers that take Flax's "dtype" (see Module::dtype).
+const std::set<std::string> kDtypeLayers = {"Dense", "DenseGeneral", "Conv", "ConvTranspose", "LayerNorm",
+					     "RMSNorm", "GroupNorm", "BatchNorm", "Embed",
+					     "MultiHeadDotProductAttention"};
+
+const char* dtype_json_name(LayerDtype d)
+{
+	return d == LayerDtype::F16 ? "float16" : "float32";
+}
 
 const std::set<std::string> kUnary = {"relu", "gelu", "silu", "swish", "sigmoid", "tanh", "elu",
 				       "leaky_relu", "softplus", "softmax", "log_softmax"};
@@ -288,6 +300,18 @@ public:
 			fail(loc, "unknown module \"" + type + "\" (supported: " + kSupported + ")");
 		}
 
+		if (kDtypeLayers.count(type)) {
+			m.dtype = dtype(j, loc);
+			// only when given, so configs without it stay as they were
+			if (m.dtype != LayerDtype::None) {
+				config["dtype"] = dtype_json_name(m.dtype);
+				// the attention passes its dtype to its projections
+				for (Module& c : m.layers) {
+					c.dtype = m.dtype;
+					c.config = json{{"use_bias", c.use_bias}, {"dtype", dtype_json_name(m.dtype)}}.dump();
+				}
+			}
+		}
 		if (!m.is_function() && j.contains("name")) {
 			m.name = string_field(j, "name", loc);
 			check_name(m.name, loc + ".name");
@@ -346,8 +370,20 @@ public:
 							      ": the name is already in use");
 			c.path = join(m.path, c.name);
 			c.index = next_index++;
+			check_dtype(c);
 			name_children(c, next_index);
 		}
+	}
+
+	// Refuses a bad "dtype" found by parse(), now that the layer's path is
+	// known: "$.layers[0]: layers_0 (Dense): \"dtype\" must be ...".
+	void check_dtype(const Module& m) const
+	{
+		auto it = bad_dtypes_.find(m.json_location);
+		if (it == bad_dtypes_.end())
+			return;
+		fail(m.json_location, (m.path.empty() ? std::string("the root") : m.path) + " (" + m.class_name +
+					      "): " + it->second);
 	}
 
 private:
@@ -385,6 +421,9 @@ private:
 		for (const auto& [key, value] : j.items()) {
 			if (std::find(allowed.begin(), allowed.end(), key) != allowed.end())
 				continue;
+			// read by dtype(), which checks the value
+			if (key == "dtype" && kDtypeLayers.count(type))
+				continue;
 			if ((key == "dtype" || key == "param_dtype") &&
 			    (value.is_null() || (value.is_string() && value.get<std::string>() == "float32")))
 				continue;
@@ -397,6 +436,27 @@ private:
 			fail(loc, "unknown key \"" + key + "\" for " + type +
 					  (known.empty() ? " (it takes no arguments)" : " (known: " + known + ")"));
 		}
+	}
+
+	// "dtype": "float16", "float32" or null/absent (None). A bad value is
+	// kept for check_dtype, which names the layer by its path.
+	LayerDtype dtype(const json& j, const std::string& loc)
+	{
+		auto it = j.find("dtype");
+		if (it == j.end() || it->is_null())
+			return LayerDtype::None;
+		if (it->is_string() && it->get<std::string>() == "float16")
+			return LayerDtype::F16;
+		if (it->is_string() && it->get<std::string>() == "float32")
+			return LayerDtype::F32;
+		const std::set<std::string> other_floats = {"bfloat16", "float64"};
+		if (it->is_string() && other_floats.count(it->get<std::string>()))
+			bad_dtypes_[loc] = "\"dtype\" is not supported yet for " + it->dump() +
+					    " (\"float16\", \"float32\" or null for None)";
+		else
+			bad_dtypes_[loc] = "\"dtype\" must be \"float16\", \"float32\" or null (None), got " +
+					    it->dump();
+		return LayerDtype::None;
 	}
 
 	bool boolean(const json& j, const char* key, bool def) const
@@ -533,6 +593,7 @@ private:
 
 	std::string loc_, type_;
 	const std::string& source_;
+	std::map<std::string, std::string> bad_dtypes_; // json_location -> what is wrong with its "dtype"
 };
 
 void collect(const Module& m, std::vector<const Module*>& out)
@@ -576,6 +637,7 @@ Model parse_model_json(const std::string& text, const std::string& source)
 	model.source = source;
 	model.root = parser.parse(j, "$", true);
 	model.root.index = 0;
+	parser.check_dtype(model.root);
 	int next = 1;
 	parser.name_children(model.root, next);
 	model.num_modules = next;

@@ -12,6 +12,8 @@
 // inference). Functions: relu, gelu, silu/swish, sigmoid, tanh, elu,
 // leaky_relu, softplus, softmax, log_softmax, avg_pool, max_pool, flatten
 // (x.reshape((x.shape[0], -1))), reshape ("shape", one -1 allowed).
+// The layers except Dropout take "dtype": "float16", "float32" or null
+// (None, the default), as the Module API's dtype option.
 //
 // A Compact's unnamed children get Flax's auto-names (Dense_0, Dense_1,
 // Sequential_0: one counter per class); "name" is used as given. A
@@ -48,6 +50,10 @@ enum class ModuleKind {
 	Function,       // relu, gelu, ..., avg_pool, max_pool, flatten, reshape (class_name)
 };
 
+// Flax's `dtype=` of a layer: the dtype it computes in. None is Flax's
+// default: the promotion of its inputs' and (float32) parameters' dtypes.
+enum class LayerDtype { None, F32, F16 };
+
 // Padding of Conv, ConvTranspose and the pools: a Flax string or pairs.
 struct PaddingSpec {
 	std::string mode;                               // "SAME", "VALID", "CIRCULAR", "CAUSAL"; empty: pairs
@@ -65,6 +71,12 @@ struct Module {
 	std::string config;        // constructor arguments as compact JSON
 
 	bool residual = false; // Compact: output = input + layers(input)
+
+	// Dense, DenseGeneral, Conv, ConvTranspose, Embed, the attention and its
+	// children: cast input and params to it and compute in it; the norms:
+	// compute in float32 and cast the result to it. Functions keep their
+	// input's dtype.
+	LayerDtype dtype = LayerDtype::None;
 
 	// Dense, Conv, ConvTranspose, Embed: output features
 	int64_t features = 0;
