@@ -14,6 +14,9 @@
 //    shape and cblas_sgemm, all timed in the same run.
 //  - LayerNorm (4096 x 512) and BatchNorm training (8 x 56 x 56 x 64),
 //    against torch CPU likewise.
+//  - attention, conv, LayerNorm and BatchNorm also on f16 tensors (arg
+//    f16 = 1: every float tensor f16, f32 arithmetic inside); run.sh sets
+//    each beside the same op on f32 from this run.
 //
 // Times are host wall time of Executor::run (uploading inputs, the
 // dispatches, reading outputs back), per iteration: flaxdrm_ms the mean,
@@ -83,12 +86,13 @@ std::vector<float> random_f16(std::size_t n, uint32_t seed)
 	return packed;
 }
 
-drm_flaxdrm_tensor tensor(uint32_t kind, std::initializer_list<uint32_t> dims, const char* name = "")
+drm_flaxdrm_tensor tensor(uint32_t kind, std::initializer_list<uint32_t> dims, const char* name = "",
+			  uint32_t dtype = FLAXDRM_DTYPE_F32)
 {
 	drm_flaxdrm_tensor t;
 	std::memset(&t, 0, sizeof t);
 	t.kind = kind;
-	t.dtype = FLAXDRM_DTYPE_F32;
+	t.dtype = dtype;
 	t.rank = uint32_t(dims.size());
 	uint32_t i = 0;
 	for (uint32_t d : dims)
@@ -270,19 +274,34 @@ void BM_GemmF16(benchmark::State& state)
 	state.SetLabel(std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N) + " f16");
 }
 
+// The dtype of a benchmark's float tensors from its f16 argument; false
+// (and the benchmark skipped) when f16 is asked for and the device has none.
+bool float_dtype(benchmark::State& state, int64_t f16_arg, uint32_t* dtype)
+{
+	*dtype = f16_arg ? FLAXDRM_DTYPE_F16 : FLAXDRM_DTYPE_F32;
+	if (f16_arg && !env().device->info().f16) {
+		state.SkipWithError("the device has no f16");
+		return false;
+	}
+	return true;
+}
+
 // ------------------------------------------------------------ attention
 
 void BM_Attention(benchmark::State& state)
 {
 	const uint32_t B = 1, L = uint32_t(state.range(0)), H = uint32_t(state.range(1)), D = uint32_t(state.range(2));
 	const bool causal = state.range(3) != 0;
+	uint32_t dt;
+	if (!float_dtype(state, state.range(4), &dt))
+		return;
 	OneOp p;
 	p.op.opcode = FLAXDRM_OP_ATTENTION;
 	p.op.attrs[0] = causal ? FLAXDRM_ATTN_CAUSAL : 0;
-	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {B, L, H, D}), 6));
-	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {B, L, H, D}), 7));
-	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {B, L, H, D}), 8));
-	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {B, L, H, D}), 9));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {B, L, H, D}, "", dt), 6));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {B, L, H, D}, "", dt), 7));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {B, L, H, D}, "", dt), 8));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {B, L, H, D}, "", dt), 9));
 	// QK^T and PV (causal: the kernel skips the masked half).
 	time_runs(state, p, 4.0 * B * H * L * L * D * (causal ? 0.5 : 1.0));
 }
@@ -294,15 +313,18 @@ void BM_Attention(benchmark::State& state)
 void BM_Conv3x3(benchmark::State& state)
 {
 	const uint32_t N = uint32_t(state.range(0)), HW = 56, C = 64, F = 64;
+	uint32_t dt;
+	if (!float_dtype(state, state.range(1), &dt))
+		return;
 	OneOp p;
 	p.op.opcode = FLAXDRM_OP_CONV;
 	p.op.module = 1;
 	const uint32_t attrs[12] = {1, 1, 1, 1, 1, 1, 1, FLAXDRM_PAD_ZERO, 1, 1, 1, 1};
 	std::memcpy(p.op.attrs, attrs, sizeof attrs);
-	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {N, HW, HW, C}), 10));
-	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {3, 3, C, F}, "kernel"), 11));
-	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {F}, "bias"), 12));
-	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {N, HW, HW, F}), 13));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {N, HW, HW, C}, "", dt), 10));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {3, 3, C, F}, "kernel", dt), 11));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {F}, "bias", dt), 12));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {N, HW, HW, F}, "", dt), 13));
 	time_runs(state, p, 2.0 * N * HW * HW * F * 9 * C);
 }
 
@@ -312,15 +334,18 @@ void BM_Conv3x3(benchmark::State& state)
 void BM_LayerNorm(benchmark::State& state)
 {
 	const uint32_t R = uint32_t(state.range(0)), C = uint32_t(state.range(1));
+	uint32_t dt;
+	if (!float_dtype(state, state.range(2), &dt))
+		return;
 	OneOp p;
 	p.op.opcode = FLAXDRM_OP_LAYER_NORM;
 	p.op.module = 1;
 	p.op.attrs[0] = 0x358637bd; // 1e-6f
 	p.op.attrs[2] = FLAXDRM_NORM_SCALE | FLAXDRM_NORM_BIAS;
-	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {R, C}), 14));
-	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, "scale"), 15));
-	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, "bias"), 16));
-	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {R, C}), 17));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {R, C}, "", dt), 14));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, "scale", dt), 15));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, "bias", dt), 16));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {R, C}, "", dt), 17));
 	time_runs(state, p, 0);
 }
 
@@ -329,18 +354,21 @@ void BM_LayerNorm(benchmark::State& state)
 void BM_BatchNormTrain(benchmark::State& state)
 {
 	const uint32_t N = uint32_t(state.range(0)), HW = 56, C = 64;
+	uint32_t dt;
+	if (!float_dtype(state, state.range(1), &dt))
+		return;
 	OneOp p;
 	p.op.opcode = FLAXDRM_OP_BATCH_NORM;
 	p.op.module = 1;
 	p.op.attrs[0] = 0x3727c5ac; // 1e-5f
 	p.op.attrs[1] = 0x3f7d70a4; // 0.99f
 	p.op.attrs[2] = FLAXDRM_NORM_SCALE | FLAXDRM_NORM_BIAS | FLAXDRM_NORM_TRAINING;
-	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {N, HW, HW, C}), 18));
+	p.in(p.add(tensor(FLAXDRM_TENSOR_INPUT, {N, HW, HW, C}, "", dt), 18));
 	for (const char* name : {"mean", "var", "scale", "bias"})
-		p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, name), 19));
-	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {N, HW, HW, C}), 20));
-	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {C}), 21));
-	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {C}), 22));
+		p.in(p.add(tensor(FLAXDRM_TENSOR_VARIABLE, {C}, name, dt), 19));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {N, HW, HW, C}, "", dt), 20));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {C}, "", dt), 21));
+	p.out(p.add(tensor(FLAXDRM_TENSOR_OUTPUT, {C}, "", dt), 22));
 	time_runs(state, p, 0);
 }
 
@@ -369,23 +397,37 @@ BENCHMARK(BM_GemmF16)
 	->MinTime(0.3);
 
 BENCHMARK(BM_Attention)
-	->ArgNames({"L", "H", "D", "causal"})
-	->Args({512, 8, 64, 0})
-	->Args({512, 8, 64, 1})
+	->ArgNames({"L", "H", "D", "causal", "f16"})
+	->Args({512, 8, 64, 0, 0})
+	->Args({512, 8, 64, 1, 0})
+	->Args({512, 8, 64, 0, 1})
 	->UseManualTime()
 	->Unit(benchmark::kMillisecond)
 	->MinTime(0.5);
 
 BENCHMARK(BM_LayerNorm)
-	->ArgNames({"rows", "C"})
-	->Args({4096, 512})
+	->ArgNames({"rows", "C", "f16"})
+	->Args({4096, 512, 0})
+	->Args({4096, 512, 1})
 	->UseManualTime()
 	->Unit(benchmark::kMillisecond)
 	->MinTime(0.3);
 
-BENCHMARK(BM_BatchNormTrain)->ArgNames({"N"})->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+BENCHMARK(BM_BatchNormTrain)
+	->ArgNames({"N", "f16"})
+	->Args({8, 0})
+	->Args({8, 1})
+	->UseManualTime()
+	->Unit(benchmark::kMillisecond)
+	->MinTime(0.3);
 
-BENCHMARK(BM_Conv3x3)->ArgNames({"N"})->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK(BM_Conv3x3)
+	->ArgNames({"N", "f16"})
+	->Args({1, 0})
+	->Args({1, 1})
+	->UseManualTime()
+	->Unit(benchmark::kMillisecond)
+	->MinTime(0.5);
 
 int main(int argc, char** argv)
 {

@@ -35,6 +35,8 @@ for b in bench["benchmarks"]:
     parts = b["name"].split("/")
     name = parts[0]
     args = dict(p.split(":", 1) for p in parts[1:] if ":" in p and not p.startswith("min_time"))
+    if "flaxdrm_min_ms" not in b:  # skipped (e.g. no f16 on this device)
+        continue
     ms = b["flaxdrm_min_ms"]
     if name == "BM_Gemm":
         rows.append(("gemm " + b.get("label", ""), ms, "openblas", b["openblas_ms"]))
@@ -42,18 +44,27 @@ for b in bench["benchmarks"]:
         # f16 Dense against the f32 Dense of the same shape (same run), and sgemm
         rows.append(("gemm " + b.get("label", ""), ms, "f32 dense", b["f32_ms"]))
         rows.append(("gemm " + b.get("label", ""), ms, "openblas", b["openblas_ms"]))
-    elif name == "BM_Attention":
-        key = f"attention_L{args['L']}_H{args['H']}_D{args['D']}" + ("_causal" if args["causal"] == "1" else "")
-        rows.append((key, ms, "torch", torch[key] * 1e3 if key in torch else None))
-    elif name == "BM_Conv3x3":
-        key = f"conv3x3_N{args['N']}"
-        rows.append((key + " (56x56x64->64)", ms, "torch", torch[key] * 1e3 if key in torch else None))
-    elif name == "BM_LayerNorm":
-        key = f"layer_norm_{args['rows']}x{args['C']}"
-        rows.append((key, ms, "torch", torch[key] * 1e3 if key in torch else None))
-    elif name == "BM_BatchNormTrain":
-        key = f"batch_norm_train_N{args['N']}"
-        rows.append((key + " (56x56x64)", ms, "torch", torch[key] * 1e3 if key in torch else None))
+    elif name in ("BM_Attention", "BM_Conv3x3", "BM_LayerNorm", "BM_BatchNormTrain"):
+        if name == "BM_Attention":
+            key = f"attention_L{args['L']}_H{args['H']}_D{args['D']}" + ("_causal" if args["causal"] == "1" else "")
+            case = key
+        elif name == "BM_Conv3x3":
+            key = f"conv3x3_N{args['N']}"
+            case = key + " (56x56x64->64)"
+        elif name == "BM_LayerNorm":
+            key = f"layer_norm_{args['rows']}x{args['C']}"
+            case = key
+        else:
+            key = f"batch_norm_train_N{args['N']}"
+            case = key + " (56x56x64)"
+        if args.get("f16") == "1":
+            # the f16 op beside the same op on f32 from this run, then torch (f32)
+            same = [c for c in bench["benchmarks"] if c.get("run_type") != "aggregate"
+                    and c["name"] == b["name"].replace("f16:1", "f16:0") and "flaxdrm_min_ms" in c]
+            rows.append((case + " f16", ms, "f32 same op", same[0]["flaxdrm_min_ms"] if same else None))
+            rows.append((case + " f16", ms, "torch", torch[key] * 1e3 if key in torch else None))
+        else:
+            rows.append((case, ms, "torch", torch[key] * 1e3 if key in torch else None))
 
 print()
 print(f"{'case':36} {'flaxdrm ms':>11} {'baseline':>9} {'base ms':>9} {'speed':>7}")
