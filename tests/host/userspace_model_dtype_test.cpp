@@ -311,6 +311,22 @@ std::vector<uint8_t> bytes_of(const Program& p)
 	return b;
 }
 
+// FNV-1a of the program's tensor table and ops
+uint64_t fnv(const Program& p)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (uint8_t b : bytes_of(p))
+		h = (h ^ b) * 1099511628211ull;
+	return h;
+}
+
+// fnv() of f32_models("") and of the digits CNN and MLP for (4, 8, 8, 1), as
+// lowered by lowering.cpp and model_json.cpp before "dtype" (commit
+// 0e4ed9a): float32 programs are byte for byte what they were. (A change of
+// the UAPI structs changes these too.)
+constexpr uint64_t kBeforeDtype[] = {0xf66b1dd7fcde9516ull, 0x906f214a393e105aull, 0xa4df587c41cde577ull,
+				     0x504ae6888fc9d08aull};
+
 } // namespace
 
 TEST(ModelDtype, Float32OrAbsentLeavesProgramsUnchanged)
@@ -325,6 +341,7 @@ TEST(ModelDtype, Float32OrAbsentLeavesProgramsUnchanged)
 		}
 		for (std::size_t t = 0; t < p.tensors.size(); t++)
 			EXPECT_EQ(p.tensors[t].dtype, t == p.input && i == 1 ? I32 : F32) << p.describe_tensor(t);
+		EXPECT_EQ(fnv(p), kBeforeDtype[i]) << i;
 		// the same bytes (tensors and ops) whichever way float32 is spelled
 		EXPECT_EQ(bytes_of(lowered(parse(f32[i].first), f32[i].second)), bytes_of(p)) << i;
 		EXPECT_EQ(bytes_of(lowered(parse(none[i].first), none[i].second)), bytes_of(p)) << i;
@@ -336,9 +353,11 @@ TEST(ModelDtype, Float32OrAbsentLeavesProgramsUnchanged)
 
 TEST(ModelDtype, DigitsModelsLowerWithoutCasts)
 {
+	std::size_t golden = 2;
 	for (const char* name : {"cnn", "mlp"}) {
 		const Model m = read_model_json(std::string(FLAXDRM_SOURCE_DIR) + "/examples/digits/" + name + ".json");
 		const Program p = lowered(m, {4, 8, 8, 1});
+		EXPECT_EQ(fnv(p), kBeforeDtype[golden++]) << name;
 		for (const auto& t : p.tensors)
 			EXPECT_EQ(t.dtype, F32) << name;
 		for (const auto& op : p.ops)
