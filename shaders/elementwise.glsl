@@ -23,15 +23,7 @@
 // F16 (-DF16=1, with any of the three): x and y are f16 tensors (texel
 // buffers RGBA16F), stored as f16 and computed in f32, rounded once.
 
-#ifdef F16
-#extension GL_EXT_shader_16bit_storage : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#define ELEM float16_t
-#define ELEM4 f16vec4
-#else
-#define ELEM float
-#define ELEM4 vec4
-#endif
+#include "float_storage.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint OP = 0;

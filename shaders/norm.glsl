@@ -33,17 +33,12 @@
 // views are then R16F / RGBA16F (texelFetch still returns f32), so only
 // the storage-buffer declarations change.
 
+#include "float_storage.glsl"
 #ifdef F16
-#extension GL_EXT_shader_16bit_storage : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#define ELEM float16_t
-#define ELEM4 f16vec4
 #define WIDEN(v) float(v)
 #define WIDEN4(v) vec4(v)
 #define NARROW4(v) f16vec4(v)
 #else
-#define ELEM float
-#define ELEM4 vec4
 // (Not vec4(v): glslang keeps a vec4(vec4) as extracts and a construct.)
 #define WIDEN(v) (v)
 #define WIDEN4(v) (v)

@@ -11,13 +11,8 @@
 // in f32 as above and rounded once to f16 at the store.
 // variant: pool_f16 F16=1
 #version 450
-#ifdef F16
-#extension GL_EXT_shader_16bit_storage : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#define ELEM float16_t
-#else
-#define ELEM float
-#endif
+#extension GL_GOOGLE_include_directive : require
+#include "float_storage.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 

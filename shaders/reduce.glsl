@@ -28,15 +28,7 @@
 // f32 (same order), and rounded to f16 once, on the store (mean divides
 // in f32 first).
 
-#ifdef F16
-#extension GL_EXT_shader_16bit_storage : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#define ELEM float16_t
-#define ELEM4 f16vec4
-#else
-#define ELEM float
-#define ELEM4 vec4
-#endif
+#include "float_storage.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 1) const uint OP = 0;
