@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -63,6 +64,31 @@ inline bool f16_is_subnormal(uint16_t b)
 inline bool have_f16()
 {
 	return device(false).info().f16;
+}
+
+// A device with f16 turned off (DeviceOptions::disable_f16), as hardware
+// without shaderFloat16, and its executor: created once per process,
+// the executor destroyed first.
+struct NoF16Device {
+	std::unique_ptr<rt::Device> device;
+	std::unique_ptr<rt::Executor> executor;
+	~NoF16Device() { executor.reset(); }
+	static NoF16Device& get()
+	{
+		static NoF16Device d;
+		if (!d.device) {
+			rt::DeviceOptions o;
+			o.disable_f16 = true;
+			d.device = rt::Device::create(o);
+			d.executor = rt::Executor::create(*d.device);
+		}
+		return d;
+	}
+};
+
+inline rt::Executor& no_f16_executor()
+{
+	return *NoF16Device::get().executor;
 }
 
 #define REQUIRE_F16()                                                                      \

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "flaxdrm/runtime.hpp"
+#include "flaxdrm_rules.h"
 #include "op_test_util.hpp"
 #include "reference_conv.hpp"
 
@@ -50,6 +51,24 @@ struct Program {
 		return ops.back();
 	}
 };
+
+// Runs a program on zeroed host memory of its tensors' sizes; the
+// rt::Error's message, or "" if it ran (for the refusal tests).
+inline std::string run_error(rt::Executor& ex, const Program& p)
+{
+	Bindings b(p);
+	std::vector<std::vector<uint32_t>> storage(p.tensors.size());
+	for (uint32_t i = 0; i < p.tensors.size(); i++) {
+		storage[i].assign(flaxdrm_tensor_bytes(&p.tensors[i]) / 4 + 1, 0);
+		b.host(i, storage[i]);
+	}
+	try {
+		ex.run(p.tensors, p.ops, b.mem);
+	} catch (const rt::Error& e) {
+		return e.what();
+	}
+	return "";
+}
 
 // Float32 C-order .npy files only; throws on anything else.
 inline std::vector<float> read_npy(const std::string& path, std::vector<uint32_t>* shape = nullptr)

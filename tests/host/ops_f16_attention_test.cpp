@@ -423,24 +423,6 @@ INSTANTIATE_TEST_SUITE_P(Devices, SoftmaxF16, ::testing::Values(false, true), de
 
 // ------------------------------------------------------ devices without f16
 
-// Runs a one-op program on host memory of the right sizes; the Error's
-// message, "" if it ran.
-std::string run_error(rt::Executor& ex, Program& p)
-{
-	Bindings b(p);
-	std::vector<std::vector<uint32_t>> storage(p.tensors.size());
-	for (uint32_t i = 0; i < p.tensors.size(); i++) {
-		storage[i].assign(flaxdrm_tensor_bytes(&p.tensors[i]) / 4 + 1, 0);
-		b.host(i, storage[i]);
-	}
-	try {
-		ex.run(p.tensors, p.ops, b.mem);
-	} catch (const rt::Error& e) {
-		return e.what();
-	}
-	return "";
-}
-
 Program attention_program(uint32_t dtype, bool mask)
 {
 	Program p;
@@ -463,11 +445,8 @@ Program softmax_program(uint32_t opcode, uint32_t dtype)
 
 TEST(F16Device, AttentionAndSoftmaxAreRefusedNamingTheOp)
 {
-	rt::DeviceOptions o;
-	o.disable_f16 = true;
-	auto dev = rt::Device::create(o);
-	ASSERT_FALSE(dev->info().f16);
-	auto ex = rt::Executor::create(*dev);
+	ASSERT_FALSE(NoF16Device::get().device->info().f16);
+	rt::Executor* ex = &no_f16_executor();
 	for (bool mask : {false, true}) {
 		Program p = attention_program(FLAXDRM_DTYPE_F16, mask);
 		const std::string e = run_error(*ex, p);
@@ -502,3 +481,32 @@ TEST(F16Device, AttentionAndSoftmaxRunWhereTheDeviceHasF16)
 }
 
 } // namespace
+// TEMP timing
+#include <chrono>
+namespace {
+TEST(TempTiming, DISABLED_Attention)
+{
+	const Shape shapes[] = {
+		{1, 1, 1, 1, 8, 8},       {1, 1, 7, 1, 8, 8},        {2, 7, 129, 3, 8, 8},
+		{1, 129, 7, 2, 64, 64},   {1, 129, 512, 2, 64, 64},  {1, 512, 129, 1, 64, 64},
+		{2, 129, 7, 2, 13, 13},   {1, 7, 1, 4, 13, 5},       {1, 512, 512, 1, 8, 8},
+		{3, 7, 129, 2, 8, 13},
+	};
+	const char* only = std::getenv("ONLY_DTYPE");
+	for (const Shape& s : shapes) {
+		const Inputs in(s, 1);
+		for (uint32_t dt : {FLAXDRM_DTYPE_F32, FLAXDRM_DTYPE_F16}) {
+			if (only && (std::string(only) == "16") != (dt == FLAXDRM_DTYPE_F16))
+				continue;
+			for (int rep = 0; rep < 2; rep++) {
+				auto t0 = std::chrono::steady_clock::now();
+				run_attention(false, dt, s, in, nullptr, false);
+				auto t1 = std::chrono::steady_clock::now();
+				printf("%s %s rep %d: %.1f ms\n", shape_name(s).c_str(), dt == FLAXDRM_DTYPE_F16 ? "f16" : "f32", rep,
+				       std::chrono::duration<double, std::milli>(t1 - t0).count());
+				fflush(stdout);
+			}
+		}
+	}
+}
+}

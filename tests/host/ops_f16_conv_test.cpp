@@ -442,32 +442,10 @@ TEST(ConvF16Bench, DISABLED_Resnet3x3AndDepthwise)
 
 // ------------------------------------------------------ devices without f16
 
-// Runs a one-op program on ex with zeroed tensors; the Error's message,
-// or "" if it ran.
-std::string run_error(rt::Executor& ex, Program& p)
-{
-	std::vector<std::vector<uint32_t>> storage(p.tensors.size());
-	Bindings b(p);
-	for (uint32_t i = 0; i < p.tensors.size(); i++) {
-		storage[i].assign(flaxdrm_tensor_bytes(&p.tensors[i]) / 4 + 1, 0);
-		b.host(i, storage[i]);
-		b.mem[i].size = flaxdrm_tensor_bytes(&p.tensors[i]);
-	}
-	try {
-		ex.run(p.tensors, p.ops, b.mem);
-	} catch (const rt::Error& e) {
-		return e.what();
-	}
-	return "";
-}
-
 TEST(ConvF16Device, RefusedNamingTheOpWithoutF16)
 {
-	rt::DeviceOptions o;
-	o.disable_f16 = true;
-	auto dev = rt::Device::create(o);
-	ASSERT_FALSE(dev->info().f16);
-	auto ex = rt::Executor::create(*dev);
+	ASSERT_FALSE(NoF16Device::get().device->info().f16);
+	rt::Executor* ex = &no_f16_executor();
 
 	Program conv = conv_program(P(1, 5, 5, 4, 3, 3, 8, {1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1}), true);
 	std::string e = run_error(*ex, conv);

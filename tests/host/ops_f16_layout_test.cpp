@@ -102,23 +102,6 @@ void run(bool fallback, const Program& p, std::vector<std::vector<uint16_t>>& da
 	executor(fallback).run(p.tensors, p.ops, b.mem);
 }
 
-// Runs a one-op program and returns the Error's message ("" if it ran).
-std::string run_error(rt::Executor& ex, const Program& p)
-{
-	std::vector<std::vector<uint32_t>> storage(p.tensors.size());
-	Bindings b(p);
-	for (uint32_t i = 0; i < p.tensors.size(); i++) {
-		storage[i].assign(flaxdrm_tensor_bytes(&p.tensors[i]) / 4 + 1, 0);
-		b.host(i, storage[i]);
-	}
-	try {
-		ex.run(p.tensors, p.ops, b.mem);
-	} catch (const rt::Error& e) {
-		return e.what();
-	}
-	return "";
-}
-
 // ------------------------------------------------------------- reductions
 
 struct ReduceCase {
@@ -465,11 +448,8 @@ INSTANTIATE_TEST_SUITE_P(Devices, F16Embed, ::testing::Values(false, true),
 // Each op with f16 tensors is refused by name; f32 still runs.
 TEST(F16LayoutDevice, RefusedWithoutF16)
 {
-	rt::DeviceOptions o;
-	o.disable_f16 = true;
-	auto dev = rt::Device::create(o);
-	ASSERT_FALSE(dev->info().f16);
-	auto ex = rt::Executor::create(*dev);
+	ASSERT_FALSE(NoF16Device::get().device->info().f16);
+	rt::Executor* ex = &no_f16_executor();
 	const auto expect_refused = [&](const Program& p, const std::string& what) {
 		const std::string e = run_error(*ex, p);
 		EXPECT_NE(e.find("op 0 (" + what + "): tensor 0 is f16, which this device"), std::string::npos) << e;

@@ -33,23 +33,6 @@ namespace ref = flaxdrm::ref;
 
 constexpr double kGemmTol = 1e-6;
 
-// Runs a one-op program and returns the Error's message ("" if it ran).
-std::string run_error(rt::Executor& ex, Program& p, std::vector<std::vector<uint32_t>>& storage)
-{
-	Bindings b(p);
-	storage.resize(p.tensors.size());
-	for (uint32_t i = 0; i < p.tensors.size(); i++) {
-		storage[i].assign(flaxdrm_tensor_bytes(&p.tensors[i]) / 4 + 1, 0);
-		b.host(i, storage[i]);
-	}
-	try {
-		ex.run(p.tensors, p.ops, b.mem);
-	} catch (const rt::Error& e) {
-		return e.what();
-	}
-	return "";
-}
-
 // ---------------------------------------------------------- the reference
 
 TEST(F16Reference, ConversionsMatchNumpy)
@@ -558,7 +541,6 @@ Program dense_program(uint32_t x, uint32_t w, uint32_t bias, uint32_t y)
 TEST(F16Rules, MixedDtypesAreRefusedNamingTheOpAndTensor)
 {
 	constexpr uint32_t F16 = FLAXDRM_DTYPE_F16, F32 = FLAXDRM_DTYPE_F32;
-	std::vector<std::vector<uint32_t>> storage;
 	const struct {
 		uint32_t x, w, bias, y;
 		const char* tensor;
@@ -572,7 +554,7 @@ TEST(F16Rules, MixedDtypesAreRefusedNamingTheOpAndTensor)
 	};
 	for (const auto& c : cases) {
 		Program p = dense_program(c.x, c.w, c.bias, c.y);
-		const std::string e = run_error(executor(false), p, storage);
+		const std::string e = run_error(executor(false), p);
 		EXPECT_NE(e.find("op 0 (Dense)"), std::string::npos) << e;
 		EXPECT_NE(e.find(c.tensor), std::string::npos) << e;
 	}
@@ -581,50 +563,50 @@ TEST(F16Rules, MixedDtypesAreRefusedNamingTheOpAndTensor)
 		if (dt == F16 && !have_f16())
 			continue;
 		Program p = dense_program(dt, dt, dt, dt);
-		EXPECT_EQ(run_error(executor(false), p, storage), "");
+		EXPECT_EQ(run_error(executor(false), p), "");
 	}
 
 	// matmul and astype
 	Program mm;
 	const uint32_t a = mm.input({2, 3}, F32), b = mm.input({3, 4}, F16);
 	mm.op(FLAXDRM_OP_MATMUL, 0, {a, b}, {mm.tensor(FLAXDRM_TENSOR_OUTPUT, {2, 4}, F32)});
-	std::string e = run_error(executor(false), mm, storage);
+	std::string e = run_error(executor(false), mm);
 	EXPECT_NE(e.find("op 0 (matmul), tensor 1 (input f16[3, 4])"), std::string::npos) << e;
 
 	Program as;
 	const uint32_t xi = as.input({5}, FLAXDRM_DTYPE_I32);
 	as.op(FLAXDRM_OP_ASTYPE, 0, {xi}, {as.tensor(FLAXDRM_TENSOR_OUTPUT, {5}, F16)});
-	e = run_error(executor(false), as, storage);
+	e = run_error(executor(false), as);
 	EXPECT_NE(e.find("op 0 (astype), tensor 0 (input i32[5])"), std::string::npos) << e;
 
 	Program shape;
 	const uint32_t xs = shape.input({5}, F32);
 	shape.op(FLAXDRM_OP_ASTYPE, 0, {xs}, {shape.tensor(FLAXDRM_TENSOR_OUTPUT, {6}, F16)});
-	e = run_error(executor(false), shape, storage);
+	e = run_error(executor(false), shape);
 	EXPECT_NE(e.find("op 0 (astype), tensor 1 (output f16[6])"), std::string::npos) << e;
 
 	Program sm;
 	const uint32_t xsm = sm.input({2, 8}, F16);
 	sm.op(FLAXDRM_OP_SOFTMAX, 0, {xsm}, {sm.tensor(FLAXDRM_TENSOR_OUTPUT, {2, 8}, F32)});
-	e = run_error(executor(false), sm, storage);
+	e = run_error(executor(false), sm);
 	EXPECT_NE(e.find("op 0 (softmax), tensor 1 (output f32[2, 8])"), std::string::npos) << e;
 
 	Program add;
 	const uint32_t xa1 = add.input({4}, F16), xa2 = add.input({4}, F32);
 	add.op(FLAXDRM_OP_ADD, 0, {xa1, xa2}, {add.tensor(FLAXDRM_TENSOR_OUTPUT, {4}, F16)});
-	e = run_error(executor(false), add, storage);
+	e = run_error(executor(false), add);
 	EXPECT_NE(e.find("op 0 (add), tensor 1 (input f32[4])"), std::string::npos) << e;
 
 	Program relu;
 	const uint32_t xr = relu.input({4}, F16);
 	relu.op(FLAXDRM_OP_RELU, 0, {xr}, {relu.tensor(FLAXDRM_TENSOR_OUTPUT, {4}, F32)});
-	e = run_error(executor(false), relu, storage);
+	e = run_error(executor(false), relu);
 	EXPECT_NE(e.find("op 0 (relu), tensor 1 (output f32[4])"), std::string::npos) << e;
 
 	Program attrs;
 	const uint32_t xa = attrs.input({5}, F32);
 	attrs.op(FLAXDRM_OP_ASTYPE, 0, {xa}, {attrs.tensor(FLAXDRM_TENSOR_OUTPUT, {5}, F16)}, {1});
-	e = run_error(executor(false), attrs, storage);
+	e = run_error(executor(false), attrs);
 	EXPECT_NE(e.find("op 0 (astype)"), std::string::npos) << e;
 }
 
@@ -634,22 +616,21 @@ void expect_f16_refused(rt::Device& dev)
 {
 	EXPECT_FALSE(dev.info().f16);
 	auto ex = rt::Executor::create(dev);
-	std::vector<std::vector<uint32_t>> storage;
 	Program p = dense_program(FLAXDRM_DTYPE_F16, FLAXDRM_DTYPE_F16, FLAXDRM_DTYPE_F16, FLAXDRM_DTYPE_F16);
-	std::string e = run_error(*ex, p, storage);
+	std::string e = run_error(*ex, p);
 	EXPECT_NE(e.find("op 0 (Dense): tensor 0 is f16, which this device"), std::string::npos) << e;
 	EXPECT_NE(e.find("shaderFloat16"), std::string::npos) << e;
 
 	Program as;
 	const uint32_t x = as.input({5});
 	as.op(FLAXDRM_OP_ASTYPE, 0, {x}, {as.tensor(FLAXDRM_TENSOR_OUTPUT, {5}, FLAXDRM_DTYPE_F16)});
-	e = run_error(*ex, as, storage);
+	e = run_error(*ex, as);
 	EXPECT_NE(e.find("op 0 (astype): tensor 1 is f16"), std::string::npos) << e;
 
 	Program relu;
 	const uint32_t xr = relu.input({8}, FLAXDRM_DTYPE_F16);
 	relu.op(FLAXDRM_OP_RELU, 0, {xr}, {relu.tensor(FLAXDRM_TENSOR_OUTPUT, {8}, FLAXDRM_DTYPE_F16)});
-	e = run_error(*ex, relu, storage);
+	e = run_error(*ex, relu);
 	EXPECT_NE(e.find("op 0 (relu): tensor 0 is f16"), std::string::npos) << e;
 
 	// f32 programs still run, and give the right answer
