@@ -271,25 +271,6 @@ TEST_P(ConvRef, MatchesReference)
 	EXPECT_MATCHES(got, want, kTol);
 }
 
-ref::ConvParams P(uint32_t N, uint32_t H, uint32_t W, uint32_t C, uint32_t KH, uint32_t KW, uint32_t F,
-		  std::vector<uint32_t> more = {})
-{
-	ref::ConvParams c;
-	c.N = N, c.H = H, c.W = W, c.C = C, c.KH = KH, c.KW = KW, c.F = F;
-	more.resize(13, 0);
-	if (more[0])
-		c.sh = more[0], c.sw = more[1];
-	if (more[2])
-		c.lh = more[2], c.lw = more[3];
-	if (more[4])
-		c.dh = more[4], c.dw = more[5];
-	if (more[6])
-		c.groups = more[6];
-	c.circular = more[7];
-	c.pt = more[8], c.pb = more[9], c.pl = more[10], c.pr = more[11];
-	return c;
-}
-
 std::vector<ConvCase> conv_cases()
 {
 	const std::vector<ref::ConvParams> shapes = {

@@ -52,6 +52,27 @@ struct Program {
 	}
 };
 
+// A conv's parameters in one line: more = sh, sw, lh, lw, dh, dw, groups,
+// circular, pt, pb, pl, pr (a 0 stride, dilation or group count: 1).
+inline ref::ConvParams P(uint32_t N, uint32_t H, uint32_t W, uint32_t C, uint32_t KH, uint32_t KW, uint32_t F,
+			 std::vector<uint32_t> more = {})
+{
+	ref::ConvParams c;
+	c.N = N, c.H = H, c.W = W, c.C = C, c.KH = KH, c.KW = KW, c.F = F;
+	more.resize(12, 0);
+	if (more[0])
+		c.sh = more[0], c.sw = more[1];
+	if (more[2])
+		c.lh = more[2], c.lw = more[3];
+	if (more[4])
+		c.dh = more[4], c.dw = more[5];
+	if (more[6])
+		c.groups = more[6];
+	c.circular = more[7];
+	c.pt = more[8], c.pb = more[9], c.pl = more[10], c.pr = more[11];
+	return c;
+}
+
 // Runs a program on zeroed host memory of its tensors' sizes; the
 // rt::Error's message, or "" if it ran (for the refusal tests).
 inline std::string run_error(rt::Executor& ex, const Program& p)
