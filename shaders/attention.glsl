@@ -27,7 +27,8 @@
 // (uniform texel buffers, vector gathers on lavapipe).
 //
 // Specialization: WG, TQ, D4 = ceil(D / 4), DV4 = ceil(Dv / 4), BK, and
-// VEC: D, Dv and the q/k/v offsets are multiples of 4 (vec4 reads).
+// VEC: D, Dv and the q/k/v offsets are multiples of 4 (vec4 reads; for
+// F16 also the output's offset, for f16vec4 stores).
 //
 // F16 (-DF16=1, the *_f16 variants): q, k, v and o are f16 tensors. The
 // entry files' loads return f32 (texel views RGBA16F / R16F convert; the
@@ -71,6 +72,12 @@ layout(push_constant) uniform Params {
 #define OUT_T float
 #endif
 layout(set = 0, binding = 4, std430) writeonly restrict buffer BufO { OUT_T o[]; };
+#ifdef F16
+// f16 output rows as f16vec4 (VEC: the host also makes o's offset a
+// multiple of 4 then): lavapipe compiles scalar 16-bit stores into much
+// more code, about doubling the compile time of the whole kernel.
+layout(set = 0, binding = 4, std430) writeonly restrict buffer BufO4 { f16vec4 o4[]; };
+#endif
 
 const float LOWEST = -3.40282347e38;
 
@@ -176,6 +183,13 @@ void main()
 			continue;
 		const float inv = 1.0 / l[t];
 		const uint orow = pc.o_off + ((b * Lq + q0 + t) * H + h) * pc.Dv;
+#ifdef F16
+		if (VEC) {
+			[[unroll]] for (uint e = 0; e < DV4; e++)
+				o4[orow / 4u + e] = f16vec4(acc[t][e] * inv);
+			continue;
+		}
+#endif
 		[[unroll]] for (uint e = 0; e < DV4; e++)
 			[[unroll]] for (uint c = 0; c < 4u; c++)
 				if (4u * e + c < pc.Dv)

@@ -117,8 +117,9 @@ public:
 		}
 
 		const bool cpu = ctx.device.cpu_kernels();
+		// f16: vec4 stores too (see shaders/attention.glsl)
 		const bool vec = pc.D % 4 == 0 && pc.Dv % 4 == 0 && pc.q_off % 4 == 0 && pc.k_off % 4 == 0 &&
-				 pc.v_off % 4 == 0;
+				 pc.v_off % 4 == 0 && (!f16 || pc.o_off % 4 == 0);
 		const uint64_t max_texels = ctx.device.limits().maxTexelBufferElements;
 		// Without a mask, binding 3 repeats q (never read): for f16 q an
 		// R16_SINT view, whose texels divide any f16 tensor's bytes.
