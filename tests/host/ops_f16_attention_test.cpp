@@ -172,14 +172,16 @@ std::vector<float> attention_reference(const Shape& s, const Inputs& in, const M
 					mask ? &mask->data : nullptr, mask ? mask->dims : nullptr, causal));
 }
 
-// Runs the f16 op and checks it against the reference and the f32 path.
-void expect_attention_matches(bool fallback, const Shape& s, const Inputs& in, Mask* mask, bool causal,
-			      float scale = 0.0f)
+// Runs the f16 op and checks it against the reference and the f32 path;
+// returns its output.
+std::vector<float> expect_attention_matches(bool fallback, const Shape& s, const Inputs& in, Mask* mask,
+					    bool causal, float scale = 0.0f)
 {
 	std::vector<uint16_t> bits;
 	const std::vector<float> o = run_attention(fallback, FLAXDRM_DTYPE_F16, s, in, mask, causal, scale, &bits);
 	EXPECT_MATCHES(o, attention_reference(s, in, mask, causal, scale), kTol);
 	EXPECT_TRUE(matches_f32_path(bits, run_attention(fallback, FLAXDRM_DTYPE_F32, s, in, mask, causal, scale)));
+	return o;
 }
 
 class AttentionF16 : public ::testing::TestWithParam<bool> {};
@@ -294,12 +296,8 @@ TEST_P(AttentionF16, LargeLogitsStreamThroughTheRunningMax)
 	for (auto* x : {&huge.q, &huge.k})
 		for (auto& e : *x)
 			e = round_f16({std::clamp(e * 20000.0f, -65504.0f, 65504.0f)})[0];
-	std::vector<uint16_t> bits;
-	const std::vector<float> o = run_attention(GetParam(), FLAXDRM_DTYPE_F16, big, huge, nullptr, false, 0.0f, &bits);
-	for (float x : o)
+	for (float x : expect_attention_matches(GetParam(), big, huge, nullptr, false))
 		ASSERT_TRUE(std::isfinite(x));
-	EXPECT_MATCHES(o, attention_reference(big, huge, nullptr, false), kTol);
-	EXPECT_TRUE(matches_f32_path(bits, run_attention(GetParam(), FLAXDRM_DTYPE_F32, big, huge, nullptr, false)));
 }
 
 TEST_P(AttentionF16, NaNInAQueryStaysInItsRow)
@@ -350,12 +348,16 @@ std::vector<float> run_softmax(bool fallback, uint32_t dtype, bool log, uint32_t
 	return from_f16(yh);
 }
 
-void expect_softmax_matches(bool fallback, bool log, uint32_t rows, uint32_t len, const std::vector<float>& x)
+// Runs the f16 op and checks it against the reference and the f32 path;
+// returns its output's f16 bits.
+std::vector<uint16_t> expect_softmax_matches(bool fallback, bool log, uint32_t rows, uint32_t len,
+					     const std::vector<float>& x)
 {
 	std::vector<uint16_t> bits;
 	const std::vector<float> y = run_softmax(fallback, FLAXDRM_DTYPE_F16, log, rows, len, x, &bits);
 	EXPECT_MATCHES(y, round_f16(ref::softmax(x, len, log)), kTol);
 	EXPECT_TRUE(matches_f32_path(bits, run_softmax(fallback, FLAXDRM_DTYPE_F32, log, rows, len, x)));
+	return bits;
 }
 
 class SoftmaxF16 : public ::testing::TestWithParam<bool> {};
@@ -407,10 +409,7 @@ TEST_P(SoftmaxF16, InfinityAndNaNAsInF32)
 		}
 		for (bool log : {false, true}) {
 			SCOPED_TRACE("len " + std::to_string(len) + (log ? " log" : ""));
-			std::vector<uint16_t> bits;
-			const std::vector<float> y = run_softmax(GetParam(), FLAXDRM_DTYPE_F16, log, rows, len, x, &bits);
-			EXPECT_MATCHES(y, round_f16(ref::softmax(x, len, log)), kTol);
-			EXPECT_TRUE(matches_f32_path(bits, run_softmax(GetParam(), FLAXDRM_DTYPE_F32, log, rows, len, x)));
+			const std::vector<uint16_t> bits = expect_softmax_matches(GetParam(), log, rows, len, x);
 			EXPECT_TRUE(f16_is_nan(bits[0]));
 			if (len > 1) {
 				EXPECT_EQ(bits[len + 1], log ? 0xfc00 : 0x0000);
@@ -481,32 +480,3 @@ TEST(F16Device, AttentionAndSoftmaxRunWhereTheDeviceHasF16)
 }
 
 } // namespace
-// TEMP timing
-#include <chrono>
-namespace {
-TEST(TempTiming, DISABLED_Attention)
-{
-	const Shape shapes[] = {
-		{1, 1, 1, 1, 8, 8},       {1, 1, 7, 1, 8, 8},        {2, 7, 129, 3, 8, 8},
-		{1, 129, 7, 2, 64, 64},   {1, 129, 512, 2, 64, 64},  {1, 512, 129, 1, 64, 64},
-		{2, 129, 7, 2, 13, 13},   {1, 7, 1, 4, 13, 5},       {1, 512, 512, 1, 8, 8},
-		{3, 7, 129, 2, 8, 13},
-	};
-	const char* only = std::getenv("ONLY_DTYPE");
-	for (const Shape& s : shapes) {
-		const Inputs in(s, 1);
-		for (uint32_t dt : {FLAXDRM_DTYPE_F32, FLAXDRM_DTYPE_F16}) {
-			if (only && (std::string(only) == "16") != (dt == FLAXDRM_DTYPE_F16))
-				continue;
-			for (int rep = 0; rep < 2; rep++) {
-				auto t0 = std::chrono::steady_clock::now();
-				run_attention(false, dt, s, in, nullptr, false);
-				auto t1 = std::chrono::steady_clock::now();
-				printf("%s %s rep %d: %.1f ms\n", shape_name(s).c_str(), dt == FLAXDRM_DTYPE_F16 ? "f16" : "f32", rep,
-				       std::chrono::duration<double, std::milli>(t1 - t0).count());
-				fflush(stdout);
-			}
-		}
-	}
-}
-}

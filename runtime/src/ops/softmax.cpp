@@ -54,7 +54,8 @@ public:
 		// vec4 rows where rows and tensors are 16-byte aligned
 		const bool vec4 = len % 4 == 0 && x.offset % 16 == 0 && y.offset % 16 == 0;
 		const uint32_t esize = vec4 ? 4 * es : es; // bytes per shader element
-		const char* module = vec4 ? (f16 ? "softmax_vec4_f16" : "softmax_vec4") : (f16 ? "softmax_f16" : "softmax");
+		const char* module = vec4 ? (f16 ? "softmax_vec4_f16" : "softmax_vec4")
+					  : (f16 ? "softmax_f16" : "softmax");
 		const Pipeline& p = ctx.pipelines.get(module, spec, 2, sizeof(SoftmaxPush));
 
 		const uint64_t row_bytes = len * es;
