@@ -504,6 +504,15 @@ TEST(F16LayoutDevice, RefusedWithoutF16)
 		const std::string e = run_error(*ex, p);
 		EXPECT_NE(e.find("op 0 (Embed): tensor 1 is f16, which this device"), std::string::npos) << e;
 	}
+	{
+		// bf16 moves through the same 16-bit copy: refused here too
+		Program p;
+		const uint32_t x = p.input({4, 6}, FLAXDRM_DTYPE_BF16);
+		p.op(FLAXDRM_OP_TRANSPOSE, 0, {x}, {p.tensor(FLAXDRM_TENSOR_OUTPUT, {6, 4}, FLAXDRM_DTYPE_BF16)},
+		     {1, 0});
+		const std::string e = run_error(*ex, p);
+		EXPECT_NE(e.find("op 0 (transpose): tensor 0 has 2-byte elements"), std::string::npos) << e;
+	}
 	// f32 layout ops and reductions still run
 	Program p;
 	const uint32_t x = p.input({3, 5});

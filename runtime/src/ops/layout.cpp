@@ -127,6 +127,11 @@ void check_dtype(const OpContext& ctx, const TensorView& t)
 		fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(t.index) +
 				      ": only 16- and 32-bit dtypes (f16, f32, i32) are supported by this runtime");
 	require_f16_device(ctx);
+	// other 2-byte dtypes (bf16) take the same 16-bit copy
+	if (size == 2 && !ctx.device.f16())
+		fail(-EINVAL, ctx.where() + ": tensor " + std::to_string(t.index) +
+				      " has 2-byte elements, whose copy needs 16-bit storage buffers, which this device (" +
+				      ctx.device.info().name + ") does not have enabled");
 }
 
 class ReshapeKernel final : public OpKernel {
