@@ -50,6 +50,11 @@
 //   A once per 32 k, a constant-lane shuffle per k and row): 8x fewer A
 //   fetches, yet ~30% more worker CPU per 1024^3 GEMM than every lane
 //   fetching the same A texel (which stays in L1).
+// - B packed into per-workgroup column panels (each group's K x 128
+//   floats contiguous, simulated by indexing): the same time at 512^3,
+//   1024^3 and 2048^3 (0.39x either way), so with the slab barriers B's
+//   layout is not what limits this kernel; the per-fetch call and the
+//   accumulator traffic are.
 // - storage-buffer and shared-memory loads whose offset is not provably
 //   uniform (nir_src_is_always_uniform: constants, push constants, not
 //   loop counters or gl_WorkGroupID) are per-lane loops with branches;
