@@ -2,6 +2,7 @@
 // bindings, the two test devices with one executor each, and the nmse check.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -26,6 +27,24 @@ inline std::vector<float> random_vector(std::size_t n, uint32_t seed, float lo =
 		x = dist(gen);
 	return v;
 }
+
+// The product of dims[from, to): an element count, or a GEMM's M, K or N.
+inline uint64_t prod(const std::vector<uint32_t>& dims, std::size_t from = 0, std::size_t to = SIZE_MAX)
+{
+	uint64_t p = 1;
+	for (std::size_t i = from; i < dims.size() && i < to; i++)
+		p *= dims[i];
+	return p;
+}
+
+// A Dense/DenseGeneral case of the f32 and f16 GEMM tests.
+struct DenseCase {
+	std::vector<uint32_t> x_dims; // [..., k1..kn]
+	uint32_t n;                   // contracted axes (attrs[0]; 0 means 1)
+	std::vector<uint32_t> f_dims; // features
+	bool bias;
+	bool fallback;
+};
 
 inline uint32_t f32_bits(float f)
 {

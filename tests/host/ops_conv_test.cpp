@@ -26,30 +26,17 @@ constexpr double kTol = 1e-9; // f32 accumulation against double: ~1e-13 typical
 
 // ------------------------------------------------------------ programs
 
-std::vector<uint32_t> conv_attrs(const ref::ConvParams& c)
-{
-	return {c.sh, c.sw, c.lh, c.lw, c.dh, c.dw, c.groups,
-		c.circular ? 1u : 0u, c.pt, c.pb, c.pl, c.pr};
-}
-
 std::vector<float> run_conv(const ref::ConvParams& c, std::vector<float>& x, std::vector<float>& w,
 			    std::vector<float>* bias, bool fallback, double* ms = nullptr, int reps = 1)
 {
-	Program p;
-	const uint32_t tx = p.input({c.N, c.H, c.W, c.C});
-	const uint32_t tw = p.variable(1, "kernel", {c.KH, c.KW, c.C / c.groups, c.F});
-	std::vector<uint32_t> in{tx, tw};
-	if (bias)
-		in.push_back(p.variable(1, "bias", {c.F}));
-	const uint32_t ty = p.output({c.N, c.OH(), c.OW(), c.F});
-	p.op(FLAXDRM_OP_CONV, 1, in, {ty}, conv_attrs(c));
+	Program p = conv_program(c, bias != nullptr, FLAXDRM_DTYPE_F32);
 	std::vector<float> y(c.y_size(), -12345.0f);
 	Bindings b(p);
-	b.host(tx, x);
-	b.host(tw, w);
+	b.host(0, x);
+	b.host(1, w);
 	if (bias)
-		b.host(in[2], *bias);
-	b.host(ty, y);
+		b.host(2, *bias);
+	b.host(uint32_t(p.tensors.size() - 1), y);
 	executor(fallback).run(p.tensors, p.ops, b.mem);
 	if (ms) {
 		const auto t0 = std::chrono::steady_clock::now();
@@ -62,26 +49,13 @@ std::vector<float> run_conv(const ref::ConvParams& c, std::vector<float>& x, std
 
 std::vector<float> run_pool(const ref::PoolParams& q, bool max, std::vector<float>& x, bool fallback)
 {
-	Program p;
-	const uint32_t tx = p.input({q.N, q.H, q.W, q.C});
-	const uint32_t ty = p.output({q.N, q.OH(), q.OW(), q.C});
-	p.op(max ? FLAXDRM_OP_MAX_POOL : FLAXDRM_OP_AVG_POOL, 0, {tx}, {ty},
-	     {q.wh, q.ww, q.sh, q.sw, q.pt, q.pb, q.pl, q.pr, max ? 0u : uint32_t(q.count_include_pad)});
+	Program p = pool_program(q, max, FLAXDRM_DTYPE_F32);
 	std::vector<float> y(q.y_size(), -12345.0f);
 	Bindings b(p);
-	b.host(tx, x);
-	b.host(ty, y);
+	b.host(0, x);
+	b.host(1, y);
 	executor(fallback).run(p.tensors, p.ops, b.mem);
 	return y;
-}
-
-std::string conv_name(const ref::ConvParams& c)
-{
-	std::ostringstream s;
-	s << c.N << "x" << c.H << "x" << c.W << "x" << c.C << "_k" << c.KH << "x" << c.KW << "_f" << c.F << "_s"
-	  << c.sh << "x" << c.sw << "_l" << c.lh << "x" << c.lw << "_d" << c.dh << "x" << c.dw << "_g" << c.groups
-	  << (c.circular ? "_circ" : "") << "_p" << c.pt << c.pb << c.pl << c.pr;
-	return s.str();
 }
 
 // ------------------------------------------------------------ padding helpers

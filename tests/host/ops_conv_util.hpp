@@ -73,6 +73,51 @@ inline ref::ConvParams P(uint32_t N, uint32_t H, uint32_t W, uint32_t C, uint32_
 	return c;
 }
 
+inline std::vector<uint32_t> conv_attrs(const ref::ConvParams& c)
+{
+	return {c.sh, c.sw, c.lh, c.lw, c.dh, c.dw, c.groups, c.circular ? 1u : 0u, c.pt, c.pb, c.pl, c.pr};
+}
+
+// One conv op: x (tensor 0), kernel (1), optional bias (2) and y (last),
+// all of one dtype.
+inline Program conv_program(const ref::ConvParams& c, bool bias, uint32_t dtype)
+{
+	Program p;
+	p.input({c.N, c.H, c.W, c.C}, dtype);
+	p.tensor(FLAXDRM_TENSOR_VARIABLE, {c.KH, c.KW, c.C / c.groups, c.F}, dtype, 1, "params", "kernel");
+	std::vector<uint32_t> in{0, 1};
+	if (bias)
+		in.push_back(p.tensor(FLAXDRM_TENSOR_VARIABLE, {c.F}, dtype, 1, "params", "bias"));
+	const uint32_t ty = p.tensor(FLAXDRM_TENSOR_OUTPUT, {c.N, c.OH(), c.OW(), c.F}, dtype);
+	p.op(FLAXDRM_OP_CONV, 1, in, {ty}, conv_attrs(c));
+	return p;
+}
+
+inline std::vector<uint32_t> pool_attrs(const ref::PoolParams& q, bool max)
+{
+	return {q.wh, q.ww, q.sh, q.sw, q.pt, q.pb, q.pl, q.pr, max ? 0u : uint32_t(q.count_include_pad)};
+}
+
+// One avg_pool or max_pool op: x (tensor 0) and y (1) of one dtype.
+inline Program pool_program(const ref::PoolParams& q, bool max, uint32_t dtype)
+{
+	Program p;
+	const uint32_t tx = p.input({q.N, q.H, q.W, q.C}, dtype);
+	const uint32_t ty = p.tensor(FLAXDRM_TENSOR_OUTPUT, {q.N, q.OH(), q.OW(), q.C}, dtype);
+	p.op(max ? FLAXDRM_OP_MAX_POOL : FLAXDRM_OP_AVG_POOL, 0, {tx}, {ty}, pool_attrs(q, max));
+	return p;
+}
+
+// A readable test name for a conv case.
+inline std::string conv_name(const ref::ConvParams& c)
+{
+	std::ostringstream s;
+	s << c.N << "x" << c.H << "x" << c.W << "x" << c.C << "_k" << c.KH << "x" << c.KW << "_f" << c.F << "_s"
+	  << c.sh << "x" << c.sw << "_l" << c.lh << "x" << c.lw << "_d" << c.dh << "x" << c.dw << "_g" << c.groups
+	  << (c.circular ? "_circ" : "") << "_p" << c.pt << c.pb << c.pl << c.pr;
+	return s.str();
+}
+
 // Runs a program on zeroed host memory of its tensors' sizes; the
 // rt::Error's message, or "" if it ran (for the refusal tests).
 inline std::string run_error(rt::Executor& ex, const Program& p)

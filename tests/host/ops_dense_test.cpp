@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "ops_conv_util.hpp"
+#include "reference_elementwise.hpp"
 
 namespace {
 
@@ -15,33 +16,7 @@ namespace ref = flaxdrm::ref;
 
 constexpr double kTol = 1e-9;
 
-uint64_t prod(const std::vector<uint32_t>& d, std::size_t from = 0, std::size_t to = SIZE_MAX)
-{
-	uint64_t p = 1;
-	for (std::size_t i = from; i < d.size() && i < to; i++)
-		p *= d[i];
-	return p;
-}
-
-std::string dims_name(const std::vector<uint32_t>& d)
-{
-	std::string s;
-	for (uint32_t x : d)
-		s += std::to_string(x) + "x";
-	if (!s.empty())
-		s.pop_back();
-	return s.empty() ? "scalar" : s;
-}
-
 // ------------------------------------------------------------ DenseGeneral
-
-struct DenseCase {
-	std::vector<uint32_t> x_dims; // [..., k1..kn]
-	uint32_t n;                   // contracted axes (attrs[0]; 0 means 1)
-	std::vector<uint32_t> f_dims; // features
-	bool bias;
-	bool fallback;
-};
 
 class DenseGeneral : public ::testing::TestWithParam<DenseCase> {};
 
@@ -113,7 +88,7 @@ std::vector<DenseCase> dense_cases()
 
 INSTANTIATE_TEST_SUITE_P(Shapes, DenseGeneral, ::testing::ValuesIn(dense_cases()), [](const auto& info) {
 	const DenseCase& c = info.param;
-	return dims_name(c.x_dims) + "_n" + std::to_string(c.n) + "_f" + dims_name(c.f_dims) +
+	return ref::dims_name(c.x_dims) + "_n" + std::to_string(c.n) + "_f" + ref::dims_name(c.f_dims) +
 	       (c.bias ? "_bias" : "") + (c.fallback ? "_fallback" : "");
 });
 
@@ -174,7 +149,7 @@ std::vector<MatmulCase> matmul_cases()
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Matmul, ::testing::ValuesIn(matmul_cases()), [](const auto& info) {
 	const MatmulCase& c = info.param;
-	return dims_name(c.a) + "_" + dims_name(c.b) + "_t" + std::to_string(c.flags) +
+	return ref::dims_name(c.a) + "_" + ref::dims_name(c.b) + "_t" + std::to_string(c.flags) +
 	       (c.fallback ? "_fallback" : "");
 });
 
@@ -191,7 +166,7 @@ TEST_P(Embed, LookupNegativeFromTheEndOutOfRangeNaN)
 	};
 	for (const Case& c : std::vector<Case>{{{}, 5, 3}, {{7}, 10, 4}, {{2, 3}, 1, 5}, {{3, 50}, 1000, 17},
 					       {{1, 2, 1, 2, 1}, 4, 1}}) {
-		SCOPED_TRACE(dims_name(c.idx_dims) + " rows " + std::to_string(c.rows));
+		SCOPED_TRACE(ref::dims_name(c.idx_dims) + " rows " + std::to_string(c.rows));
 		std::vector<int32_t> idx(prod(c.idx_dims));
 		for (std::size_t i = 0; i < idx.size(); i++)
 			// -rows - 1 (NaN), [-rows, 0) (from the end), [0, rows), rows, rows + 1 (NaN)
@@ -233,7 +208,7 @@ TEST_P(Embed, Attend)
 		uint32_t rows;
 	};
 	for (const Case& c : std::vector<Case>{{{4}, 10}, {{3, 8}, 5}, {{2, 3, 16}, 100}, {{1, 1}, 1}, {{70, 33}, 67}}) {
-		SCOPED_TRACE(dims_name(c.q_dims) + " rows " + std::to_string(c.rows));
+		SCOPED_TRACE(ref::dims_name(c.q_dims) + " rows " + std::to_string(c.rows));
 		const uint32_t F = c.q_dims.back();
 		const uint64_t M = prod(c.q_dims) / F;
 		std::vector<float> q = random_vector(M * F, 41), table = random_vector(size_t(c.rows) * F, 42);

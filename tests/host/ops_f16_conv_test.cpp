@@ -41,29 +41,10 @@ constexpr uint16_t kUnwritten = 0x7e01;
 
 // ------------------------------------------------------------ programs
 
-std::vector<uint32_t> conv_attrs(const ref::ConvParams& c)
-{
-	return {c.sh, c.sw, c.lh, c.lw, c.dh, c.dw, c.groups, c.circular ? 1u : 0u, c.pt, c.pb, c.pl, c.pr};
-}
-
-// One f16 conv op (x, kernel, optional bias, y all f16).
-Program conv_program(const ref::ConvParams& c, bool bias, uint32_t dtype = F16)
-{
-	Program p;
-	p.input({c.N, c.H, c.W, c.C}, dtype);
-	p.tensor(FLAXDRM_TENSOR_VARIABLE, {c.KH, c.KW, c.C / c.groups, c.F}, dtype, 1, "params", "kernel");
-	std::vector<uint32_t> in{0, 1};
-	if (bias)
-		in.push_back(p.tensor(FLAXDRM_TENSOR_VARIABLE, {c.F}, dtype, 1, "params", "bias"));
-	const uint32_t ty = p.tensor(FLAXDRM_TENSOR_OUTPUT, {c.N, c.OH(), c.OW(), c.F}, dtype);
-	p.op(FLAXDRM_OP_CONV, 1, in, {ty}, conv_attrs(c));
-	return p;
-}
-
 std::vector<uint16_t> run_conv_f16(const ref::ConvParams& c, std::vector<uint16_t>& x, std::vector<uint16_t>& w,
 				   std::vector<uint16_t>* bias, bool fallback)
 {
-	Program p = conv_program(c, bias != nullptr);
+	Program p = conv_program(c, bias != nullptr, F16);
 	std::vector<uint16_t> y(c.y_size(), kUnwritten);
 	Bindings b(p);
 	b.host(0, x);
@@ -83,38 +64,15 @@ std::vector<float> conv_reference(const ref::ConvParams& c, const std::vector<ui
 	return round_f16(ref::conv(c, from_f16(x), from_f16(w), bias ? &bf : nullptr));
 }
 
-std::vector<uint32_t> pool_attrs(const ref::PoolParams& q, bool max)
-{
-	return {q.wh, q.ww, q.sh, q.sw, q.pt, q.pb, q.pl, q.pr, max ? 0u : uint32_t(q.count_include_pad)};
-}
-
-Program pool_program(const ref::PoolParams& q, bool max, uint32_t dtype = F16)
-{
-	Program p;
-	const uint32_t tx = p.input({q.N, q.H, q.W, q.C}, dtype);
-	const uint32_t ty = p.tensor(FLAXDRM_TENSOR_OUTPUT, {q.N, q.OH(), q.OW(), q.C}, dtype);
-	p.op(max ? FLAXDRM_OP_MAX_POOL : FLAXDRM_OP_AVG_POOL, 0, {tx}, {ty}, pool_attrs(q, max));
-	return p;
-}
-
 std::vector<uint16_t> run_pool_f16(const ref::PoolParams& q, bool max, std::vector<uint16_t>& x, bool fallback)
 {
-	Program p = pool_program(q, max);
+	Program p = pool_program(q, max, F16);
 	std::vector<uint16_t> y(q.y_size(), kUnwritten);
 	Bindings b(p);
 	b.host(0, x);
 	b.host(1, y);
 	executor(fallback).run(p.tensors, p.ops, b.mem);
 	return y;
-}
-
-std::string conv_name(const ref::ConvParams& c)
-{
-	std::ostringstream s;
-	s << c.N << "x" << c.H << "x" << c.W << "x" << c.C << "_k" << c.KH << "x" << c.KW << "_f" << c.F << "_s"
-	  << c.sh << "x" << c.sw << "_l" << c.lh << "x" << c.lw << "_d" << c.dh << "x" << c.dw << "_g" << c.groups
-	  << (c.circular ? "_circ" : "") << "_p" << c.pt << c.pb << c.pl << c.pr;
-	return s.str();
 }
 
 // Random f16 tensors (values on the f16 grid).
@@ -403,7 +361,7 @@ TEST(ConvF16Bench, DISABLED_Resnet3x3AndDepthwise)
 	for (const ref::ConvParams& c : shapes) {
 		std::vector<uint16_t> x = random_f16(c.x_size(), 1), w = random_f16(c.w_size(), 2);
 		std::vector<uint16_t> bias = random_f16(c.F, 3), y(c.y_size());
-		Program p = conv_program(c, true);
+		Program p = conv_program(c, true, F16);
 		Bindings b(p);
 		b.host(0, x);
 		b.host(1, w);
@@ -427,16 +385,16 @@ TEST(ConvF16Device, RefusedNamingTheOpWithoutF16)
 	ASSERT_FALSE(NoF16Device::get().device->info().f16);
 	rt::Executor* ex = &no_f16_executor();
 
-	Program conv = conv_program(P(1, 5, 5, 4, 3, 3, 8, {1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1}), true);
+	Program conv = conv_program(P(1, 5, 5, 4, 3, 3, 8, {1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1}), true, F16);
 	std::string e = run_error(*ex, conv);
 	EXPECT_NE(e.find("op 0 (Conv): tensor 0 is f16, which this device"), std::string::npos) << e;
 	EXPECT_NE(e.find("shaderFloat16"), std::string::npos) << e;
 
 	const ref::PoolParams q = Q(1, 4, 4, 3, 2, 2, 2, 2, 0, 0, 0, 0, true);
-	Program avg = pool_program(q, false);
+	Program avg = pool_program(q, false, F16);
 	e = run_error(*ex, avg);
 	EXPECT_NE(e.find("op 0 (avg_pool): tensor 0 is f16"), std::string::npos) << e;
-	Program mx = pool_program(q, true);
+	Program mx = pool_program(q, true, F16);
 	e = run_error(*ex, mx);
 	EXPECT_NE(e.find("op 0 (max_pool): tensor 0 is f16"), std::string::npos) << e;
 

@@ -181,22 +181,6 @@ INSTANTIATE_TEST_SUITE_P(Devices, Astype, ::testing::Values(false, true),
 
 // ------------------------------------------------------------------ GEMMs
 
-uint64_t prod(const std::vector<uint32_t>& d, std::size_t from = 0, std::size_t to = SIZE_MAX)
-{
-	uint64_t p = 1;
-	for (std::size_t i = from; i < d.size() && i < to; i++)
-		p *= d[i];
-	return p;
-}
-
-struct DenseCase {
-	std::vector<uint32_t> x_dims; // [..., k1..kn]
-	uint32_t n;                   // contracted axes (attrs[0]; 0 means 1)
-	std::vector<uint32_t> f_dims; // features
-	bool bias;
-	bool fallback;
-};
-
 class DenseF16 : public ::testing::TestWithParam<DenseCase> {};
 
 TEST_P(DenseF16, MatchesReferenceOnTheSameF16Inputs)
